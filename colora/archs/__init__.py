@@ -1,0 +1,91 @@
+"""Architecture registry: `network_g.type` -> class (after timm's register/create pattern).
+
+Each architecture module decorates its class with `@register_arch`; `build_arch(opt)` builds one
+from the `network_g` options (a dict or the options dataclass). Modules are imported here once so
+the registry is complete; they only depend on torch.
+"""
+import difflib
+import inspect
+
+from colora.errors import OptionsError
+
+_REGISTRY = {}
+
+
+def register_arch(cls):
+    """Class decorator: make `cls` buildable as `network_g: {type: cls.__name__}`."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def list_archs():
+    return sorted(_REGISTRY)
+
+
+def get_arch(name):
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(list_archs())}"
+        raise OptionsError(f"unknown network_g.type '{name}'{hint}")
+    return _REGISTRY[name]
+
+
+def arch_params(name):
+    """The keyword options an architecture accepts, with their defaults."""
+    sig = inspect.signature(get_arch(name).__init__)
+    return {k: p.default for k, p in sig.parameters.items() if k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def build_arch(opt, **overrides):
+    """Build a network from `{'type': 'NAFNet', **kwargs}` (dict or NetworkOpt)."""
+    opt = dict(opt.to_dict() if hasattr(opt, "to_dict") else opt)
+    opt.update(overrides)
+    name = opt.pop("type", None)
+    if name is None:
+        raise OptionsError("network_g has no 'type'; set it to one of: " + ", ".join(list_archs()))
+    cls = get_arch(name)
+    valid = arch_params(name)
+    for key in opt:
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise OptionsError(f"unknown key '{key}' in network_g ({name}){hint}")
+    return cls(**opt)
+
+
+from colora.archs import nafnet, restormer  # noqa: E402,F401  (fills the registry)
+
+# The published configurations (their checkpoints load strictly into these).
+OFFICIAL_CONFIGS = {
+    "NAFNet-SIDD-width32": {"type": "NAFNet", "width": 32, "middle_blk_num": 12,
+                            "enc_blk_nums": [2, 2, 4, 8], "dec_blk_nums": [2, 2, 2, 2]},
+    "NAFNet-SIDD-width64": {"type": "NAFNet", "width": 64, "middle_blk_num": 12,
+                            "enc_blk_nums": [2, 2, 4, 8], "dec_blk_nums": [2, 2, 2, 2]},
+    "NAFNet-GoPro-width32": {"type": "NAFNet", "width": 32, "middle_blk_num": 1,
+                             "enc_blk_nums": [1, 1, 1, 28], "dec_blk_nums": [1, 1, 1, 1]},
+    "NAFNet-GoPro-width64": {"type": "NAFNet", "width": 64, "middle_blk_num": 1,
+                             "enc_blk_nums": [1, 1, 1, 28], "dec_blk_nums": [1, 1, 1, 1]},
+    "Restormer": {"type": "Restormer", "LayerNorm_type": "WithBias"},
+    "Restormer-RealDenoising": {"type": "Restormer", "LayerNorm_type": "BiasFree"},
+}
+
+
+def full_config(opt):
+    """`network_g` with every default filled in (to compare configurations)."""
+    opt = dict(opt.to_dict() if hasattr(opt, "to_dict") else opt)
+    name = opt.get("type", "NAFNet")
+    full = {"type": name, **arch_params(name)}
+    full.update(opt)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
+
+
+def official_name(opt):
+    """The published configuration `opt` equals, or None."""
+    mine = full_config(opt)
+    mine.pop("train_size", None), mine.pop("base_size", None)
+    if mine["type"] == "NAFNetLocal":
+        mine["type"] = "NAFNet"
+    for name, cfg in OFFICIAL_CONFIGS.items():
+        if full_config(cfg) == mine:
+            return name
+    return None

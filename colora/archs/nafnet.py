@@ -1,0 +1,152 @@
+"""NAFNet (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022).
+
+Module and parameter names mirror the official code (megvii-research/NAFNet, MIT) so that its
+published checkpoints load with `strict=True`; ../shared/reference lists every key.
+`NAFNetLocal` adds the test-time local converter (TLC, Chu et al. 2022): the global average pool of
+simplified channel attention becomes a local box mean of ~1.5x the training feature map, so a model
+trained on 256-pixel patches sees the same statistics on a full-size photo.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colora.archs import register_arch
+from colora.archs.layers import LayerNorm2d, pad_to_multiple
+
+
+class SimpleGate(nn.Module):
+    """Split the channels in two halves and multiply them (replaces the activation, Sec. 3.3)."""
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=1)
+        return x1 * x2
+
+
+class LocalAvgPool2d(nn.Module):
+    """TLC's local average pool: a box mean of size `kernel_size` with replicate padding.
+
+    If the kernel covers the whole feature map this is exactly the global pool used in training.
+    Otherwise it is the 'valid' box mean computed with an integral image (exact, O(1) per pixel),
+    padded back to h x w by replication, the extra row/column going to the bottom/right.
+    """
+
+    def __init__(self, kernel_size):
+        super().__init__()
+        self.kernel_size = tuple(kernel_size)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        kh, kw = self.kernel_size
+        if kh >= h and kw >= w:
+            return F.adaptive_avg_pool2d(x, 1)
+        kh, kw = min(h, kh), min(w, kw)
+        dtype = x.dtype
+        s = F.pad(x.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        out = (s[..., kh:, kw:] + s[..., :-kh, :-kw] - s[..., :-kh, kw:] - s[..., kh:, :-kw]) / (kh * kw)
+        _h, _w = out.shape[-2:]
+        pad = ((w - _w) // 2, (w - _w + 1) // 2, (h - _h) // 2, (h - _h + 1) // 2)
+        return F.pad(out, pad, mode="replicate").to(dtype)
+
+
+class NAFBlock(nn.Module):
+    """x + beta * SCA-gated conv branch, then + gamma * gated FFN (Fig. 3c); beta, gamma init 0."""
+
+    def __init__(self, c, dw_expand=2, ffn_expand=2, pool=None):
+        super().__init__()
+        dw = c * dw_expand
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        # Simplified channel attention: pooled statistics -> 1x1 conv -> multiply (no sigmoid).
+        self.sca = nn.Sequential(pool or nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.sg = SimpleGate()
+        ffn = c * ffn_expand
+        self.conv4 = nn.Conv2d(c, ffn, 1)
+        self.conv5 = nn.Conv2d(ffn // 2, c, 1)
+        self.norm1 = LayerNorm2d(c)
+        self.norm2 = LayerNorm2d(c)
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, inp):
+        x = self.sg(self.conv2(self.conv1(self.norm1(inp))))
+        x = self.conv3(x * self.sca(x))
+        y = inp + x * self.beta
+        x = self.conv5(self.sg(self.conv4(self.norm2(y))))
+        return y + x * self.gamma
+
+
+@register_arch
+class NAFNet(nn.Module):
+    """U-Net of NAFBlocks with additive skips and a global residual (Fig. 2 of the paper)."""
+
+    PARTS = {
+        "intro": r"^intro(\.|$)",
+        "encoder": r"^(encoders|downs)\.",
+        "middle": r"^middle_blks\.",
+        "decoder": r"^(ups|decoders)\.",
+        "ending": r"^ending(\.|$)",
+    }
+
+    def __init__(self, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28),
+                 dec_blk_nums=(1, 1, 1, 1)):
+        super().__init__()
+        self.intro = nn.Conv2d(img_channel, width, 3, padding=1)
+        self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
+        self.encoders, self.decoders = nn.ModuleList(), nn.ModuleList()
+        self.downs, self.ups = nn.ModuleList(), nn.ModuleList()
+        chan = width
+        for level, num in enumerate(enc_blk_nums):
+            self.encoders.append(nn.Sequential(*[self._block(chan, level) for _ in range(num)]))
+            self.downs.append(nn.Conv2d(chan, 2 * chan, 2, stride=2))
+            chan *= 2
+        levels = len(enc_blk_nums)
+        self.middle_blks = nn.Sequential(*[self._block(chan, levels) for _ in range(middle_blk_num)])
+        for i, num in enumerate(dec_blk_nums):
+            self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, 1, bias=False), nn.PixelShuffle(2)))
+            chan //= 2
+            self.decoders.append(nn.Sequential(*[self._block(chan, levels - 1 - i) for _ in range(num)]))
+        self.pad_multiple = 2 ** levels
+
+    def _block(self, chan, level):
+        """A NAFBlock at U-Net depth `level` (NAFNetLocal swaps its pool)."""
+        return NAFBlock(chan)
+
+    def forward(self, inp):
+        h, w = inp.shape[-2:]
+        inp = pad_to_multiple(inp, self.pad_multiple)  # zeros, as the official check_image_size
+        x = self.intro(inp)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        x = self.middle_blks(x)
+        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+            x = decoder(up(x) + skip)
+        x = self.ending(x) + inp
+        return x[..., :h, :w]
+
+
+@register_arch
+class NAFNetLocal(NAFNet):
+    """NAFNet with TLC for full-size inference; same weights and keys as NAFNet.
+
+    `train_size` is (N, C, H, W) of the training patches. The local window at each depth is fixed
+    from the feature map a training-size input produces there, times 1.5 (`base_size` default),
+    as in the official Local_Base: k = feat_train * base // train.
+    """
+
+    def __init__(self, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28),
+                 dec_blk_nums=(1, 1, 1, 1), train_size=(1, 3, 256, 256), base_size=None):
+        self._levels = len(enc_blk_nums)
+        self._train_hw = tuple(train_size[-2:])
+        th, tw = self._train_hw
+        self._base_hw = tuple(base_size) if base_size else (int(th * 1.5), int(tw * 1.5))
+        super().__init__(img_channel, width, middle_blk_num, enc_blk_nums, dec_blk_nums)
+
+    def _block(self, chan, level):
+        (th, tw), (bh, bw) = self._train_hw, self._base_hw
+        m = 2 ** self._levels  # the feature map a (padded) training patch produces at this depth
+        fh, fw = -(-th // m) * m // 2 ** level, -(-tw // m) * m // 2 ** level
+        return NAFBlock(chan, pool=LocalAvgPool2d((fh * bh // th, fw * bw // tw)))

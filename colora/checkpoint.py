@@ -1,0 +1,161 @@
+"""Network checkpoints: safetensors for ours, BasicSR `.pth` read without unpickling objects.
+
+A colora checkpoint is one safetensors file: the weights under their module names and, when the
+run kept an EMA, the EMA weights under `params_ema.<name>` (BasicSR keeps the two as `params` /
+`params_ema` in a pickle). The header metadata records the `network_g` options so `colora info`
+and `restore` can rebuild the architecture without a YAML file.
+"""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from colora.errors import CheckpointError
+from colora.fileio import atomic_path
+
+EMA_PREFIX = "params_ema."
+
+
+def save_checkpoint(path, state_dict, params_ema=None, network_g=None, extra_metadata=None):
+    """Write weights (+ EMA weights) to `path` atomically; `network_g` goes in the header."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    if params_ema is not None:
+        tensors.update({EMA_PREFIX + k: v.detach().contiguous().cpu() for k, v in params_ema.items()})
+    meta = {"format": "colora"}
+    if network_g is not None:
+        meta["network_g"] = json.dumps(network_g.to_dict() if hasattr(network_g, "to_dict") else network_g)
+    meta.update({k: str(v) for k, v in (extra_metadata or {}).items()})
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def read_metadata(path):
+    """The safetensors header metadata of a checkpoint ({} for .pth files)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or n > 100_000_000:
+                raise ValueError
+            return json.loads(fh.read(n)).get("__metadata__") or {}
+    except (OSError, ValueError):
+        raise CheckpointError(f"cannot read checkpoint '{path}': not a valid safetensors file") from None
+
+
+def load_state_dict(path, param_key=None):
+    """Read the weights of a checkpoint as a plain {name: tensor} dict on the CPU.
+
+    `param_key` picks `params` or `params_ema`; None takes the EMA weights when present (as
+    Real-ESRGAN's inference does), else the plain ones. A `module.` prefix (DataParallel) is removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint '{path}': the file is empty")
+    if path.suffix == ".safetensors":
+        try:
+            raw = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read checkpoint '{path}': {exc}") from None
+        ema = {k[len(EMA_PREFIX):]: v for k, v in raw.items() if k.startswith(EMA_PREFIX)}
+        groups = {"params": {k: v for k, v in raw.items() if not k.startswith(EMA_PREFIX)}}
+        if ema:
+            groups["params_ema"] = ema
+    else:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot read checkpoint '{path}': {reason[:200]}") from None
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"checkpoint '{path}' holds a {type(raw).__name__}, not a state dict")
+        groups = {k: raw[k] for k in ("params", "params_ema") if isinstance(raw.get(k), dict)}
+        if not groups:
+            groups = {"params": raw}
+    if param_key is None:
+        param_key = "params_ema" if "params_ema" in groups else "params"
+    if param_key not in groups:
+        raise CheckpointError(f"checkpoint '{path}' has no '{param_key}' weights; it has: {', '.join(groups)}")
+    state = groups[param_key]
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"checkpoint '{path}' is not a state dict: entry '{bad[0]}' is not a tensor")
+    return {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+
+
+def load_checkpoint(model, path, strict=True, param_key=None):
+    """Load a checkpoint into `model`; a mismatch is a CheckpointError listing what differs."""
+    state = load_state_dict(path, param_key)
+    check_fits(model, state, path, strict)
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def check_fits(model, state, path, strict=True):
+    """Raise a CheckpointError naming missing/unexpected/mis-shaped keys and what would fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if not shapes and (not strict or not (missing or unexpected)):
+        return
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+            parts.append(f"{len(keys)} {label} keys: {', '.join(keys[:3])}{more}")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} shape mismatches, e.g. {k}: checkpoint {list(state[k].shape)} "
+                     f"vs model {list(own[k].shape)}")
+    guess = infer_network_g(state)
+    hint = f"; it fits network_g {json.dumps(guess)}" if guess else ""
+    raise CheckpointError(f"checkpoint '{path}' does not fit {type(model).__name__}: "
+                          f"{'; '.join(parts)}{hint}")
+
+
+def infer_network_g(state):
+    """Guess the `network_g` options that produced a state dict (NAFNet or Restormer), or None."""
+    def count(prefix):
+        idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+        return max(idx) + 1 if idx else 0
+
+    if "intro.weight" in state and "ending.weight" in state:
+        levels = count("encoders.")
+        return {"type": "NAFNet", "img_channel": int(state["intro.weight"].shape[1]),
+                "width": int(state["intro.weight"].shape[0]), "middle_blk_num": count("middle_blks."),
+                "enc_blk_nums": [count(f"encoders.{i}.") for i in range(levels)],
+                "dec_blk_nums": [count(f"decoders.{i}.") for i in range(levels)]}
+    if "patch_embed.proj.weight" in state and "output.weight" in state:
+        heads = [int(state[f"{name}.0.attn.temperature"].shape[0])
+                 for name in ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
+                 if f"{name}.0.attn.temperature" in state]
+        dim = int(state["patch_embed.proj.weight"].shape[0])
+        hidden = int(state["encoder_level1.0.ffn.project_out.weight"].shape[1])
+        return {"type": "Restormer", "inp_channels": int(state["patch_embed.proj.weight"].shape[1]),
+                "out_channels": int(state["output.weight"].shape[0]), "dim": dim,
+                "num_blocks": [count(n + ".") for n in ("encoder_level1", "encoder_level2",
+                                                        "encoder_level3", "latent")],
+                "num_refinement_blocks": count("refinement."), "heads": heads,
+                "ffn_expansion_factor": round(hidden / dim, 2),
+                "bias": "patch_embed.proj.bias" in state,
+                "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
+                "dual_pixel_task": "skip_conv.weight" in state}
+    return None
+
+
+def state_dict_sha256(state):
+    """A hash of weights (names, dtypes, shapes and bytes): adapters record their base's hash."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

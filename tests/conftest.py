@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny configurations that run in milliseconds on 2 CPU cores."""
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY_NAFNET = {"type": "NAFNet", "width": 8, "middle_blk_num": 1, "enc_blk_nums": [1, 1],
+               "dec_blk_nums": [1, 1]}
+TINY_RESTORMER = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
+                  "heads": [1, 1, 2, 2], "ffn_expansion_factor": 2.0}
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture
+def reference_dir():
+    if not (REFERENCE / "official_configs.json").is_file():
+        pytest.skip(f"reference key lists not found at {REFERENCE}")
+    return REFERENCE
+
+
+def randomize_layer_scales(model, seed=0):
+    """NAFNet's beta/gamma start at 0 (blocks are identities); give them values so tests see the
+    whole network."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model
