@@ -190,15 +190,23 @@ class AdapterOpt(Section):
     target: List[str] = field(default_factory=list)  # regexes or part names; empty = method default
     rank_pattern: Dict[str, int] = field(default_factory=dict)
     budget: float = 0.07  # CoLoRA: trainable fraction of the base
-    train_bias: bool = False
-    train_norm: bool = False
-    train_layer_scale: bool = False
+    train_bias: Optional[bool] = None  # None = the method's default (CoLoRA: true, LoRA: false)
+    train_norm: Optional[bool] = None
+    train_layer_scale: Optional[bool] = None
+    train_depthwise: bool = False  # depthwise convs get no LoRA; this tunes them fully instead
     faig_profile: Optional[str] = None
     faig_steps: int = 20
     faig_images: int = 8
     faig_tune_iter: int = 100
-    sct_channels: Optional[int] = None
-    options: Dict[str, Any] = field(default_factory=dict)  # method-specific extras
+    sct_channels: Optional[int] = None  # K of SCT; default C_out / 8
+    CHOICES = {"method": ("colora", "lora", "svdiff", "difffit", "sct", "bitfit", "decoder", "full")}
+
+    def validate(self, where):
+        super().validate(where)
+        if not 0.0 < self.budget < 1.0:
+            raise OptionsError(f"{where}.budget must be between 0 and 1 (a fraction of the base), got {self.budget}")
+        if self.rank < 0:
+            raise OptionsError(f"{where}.rank must be 0 or more, got {self.rank}")
 
 
 @dataclass

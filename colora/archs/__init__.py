@@ -50,7 +50,9 @@ def build_arch(opt, **overrides):
             close = difflib.get_close_matches(key, list(valid), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise OptionsError(f"unknown key '{key}' in network_g ({name}){hint}")
-    return cls(**opt)
+    model = cls(**opt)
+    model.network_g = full_config({"type": name, **opt})  # recorded by checkpoints and adapters
+    return model
 
 
 from colora.archs import nafnet, restormer  # noqa: E402,F401  (fills the registry)

@@ -1,0 +1,401 @@
+"""The adapter interface: one frozen base, several named adapters, swapped in place.
+
+Every method (LoRA, SVDiff, DiffFit, SCT, bias/norm/full deltas) is a `Tuner`: a small module tied
+to one base module (its *owner*, e.g. a Conv2d or a NAFBlock) that returns additive deltas for some
+of the owner's tensors (`weight`, `bias`, `beta`, ...). The `AdapterHub` (registered on the model
+as `colora_adapters`, so `.to()`, DDP and optimizers see the tuners) turns those deltas into the
+tensors the owner uses:
+
+* unmerged (training) mode: a forward pre-hook installs `base + strength * delta` in the owner for
+  the duration of its forward only -- one conv with W + s*B*A instead of a conv plus a LoRA branch,
+  no copy of the base kept, and gradients flow to the tuner only (the base is frozen);
+* merged (inference) mode: the effective tensors are computed once into per-slot buffers and
+  installed; the base tensors are kept aside untouched, so unmerge is exact and A -> B -> A gives
+  A's outputs bit for bit.
+
+Base parameter names never change, so `base_state_dict` is the plain network's state dict.
+"""
+import math
+import re
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from colora.errors import AdapterError
+
+TUNERS = {}  # kind -> Tuner class (filled by the method modules)
+METHODS = {}  # method name -> function(model, config, calib) -> {owner_path: [tuner specs]}
+
+
+def register_tuner(cls):
+    TUNERS[cls.kind] = cls
+    return cls
+
+
+def register_method(*names):
+    def wrap(fn):
+        for name in names:
+            METHODS[name] = fn
+        return fn
+    return wrap
+
+
+class Tuner(nn.Module):
+    """Trainable part of one adapter on one owner module. Subclasses set `kind` and `touches`."""
+
+    kind = ""
+
+    def __init__(self, owner, **settings):
+        super().__init__()
+        self.settings = settings  # JSON-serialisable: enough to rebuild an empty tuner
+
+    def deltas(self, base):
+        """{param name: additive delta} given the owner's base tensors {name: tensor or None}."""
+        raise NotImplementedError
+
+    def spec(self):
+        return {"kind": self.kind, **self.settings}
+
+
+class _Slot:
+    """One base tensor an adapter may change: the base object and the merged buffer."""
+
+    __slots__ = ("base", "merged")
+
+    def __init__(self, base):
+        self.base, self.merged = base, None
+
+
+def _escape(path):
+    return path.replace(".", "__")
+
+
+class AdapterHub(nn.Module):
+    """Holds the named adapters of one model and decides which tensors its modules see."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.adapters = nn.ModuleDict()  # name -> ModuleDict(escaped owner path -> ModuleList of tuners)
+        self.configs = {}  # name -> resolved config dict (what adapter_config.json records)
+        self.active, self.strength, self.merged = None, 1.0, False
+        self._owners = {}  # owner path -> module (a plain dict: not registered, no cycle in modules())
+        self._slots = {}  # owner path -> {param name: _Slot}
+        self._hooks = []
+        self._base_sha256 = None
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    # ---- building ------------------------------------------------------------------------------
+    def add(self, name, layers, model, config):
+        """Create adapter `name` from {owner path: [tuner spec]} (specs as `Tuner.spec()` gives)."""
+        if name in self.adapters:
+            raise AdapterError(f"an adapter named '{name}' is already attached; remove it or pick another name")
+        modules = dict(model.named_modules())
+        group = nn.ModuleDict()
+        for path, specs in layers.items():
+            if path not in modules:
+                raise AdapterError(f"adapter '{name}' targets '{path}', which this model does not have")
+            owner = modules[path]
+            tuners = nn.ModuleList()
+            for spec in specs:
+                spec = dict(spec)
+                kind = spec.pop("kind")
+                if kind not in TUNERS:
+                    raise AdapterError(f"adapter '{name}' uses an unknown tuner kind '{kind}'")
+                tuners.append(TUNERS[kind](owner, **spec))
+            group[_escape(path)] = tuners
+            self._track(path, owner, tuners)
+        ref = next((p for p in model.parameters()), None)
+        if ref is not None:
+            group.to(device=ref.device)
+        self.adapters[name] = group
+        self.configs[name] = dict(config, layers={p: [t.spec() for t in self._tuners(name, p)] for p in layers})
+        return group
+
+    def _track(self, path, owner, tuners):
+        if path not in self._owners:
+            self._owners[path] = owner
+            self._slots[path] = {}
+            self._hooks.append(owner.register_forward_pre_hook(self._make_pre_hook(path)))
+            self._hooks.append(owner.register_forward_hook(self._make_post_hook(path), always_call=True))
+        for tuner in tuners:
+            for pname in tuner.touches:
+                if pname not in self._slots[path]:
+                    self._slots[path][pname] = _Slot(owner._parameters.get(pname))
+
+    def remove(self, name):
+        if name not in self.adapters:
+            raise AdapterError(f"no adapter named '{name}' is attached")
+        if self.active == name:
+            self.activate(None)
+        del self.adapters[name]
+        del self.configs[name]
+
+    # ---- switching ---------------------------------------------------------------------------
+    def activate(self, name):
+        """Make `name` (or None = the plain base) the adapter the model runs; O(1) when unmerged."""
+        if name is not None and name not in self.adapters:
+            known = ", ".join(self.adapters) or "none"
+            raise AdapterError(f"no adapter named '{name}' is attached (attached: {known})")
+        self.active = name
+        for other, group in self.adapters.items():
+            for p in group.parameters():
+                p.requires_grad_(other == name)
+        if self.merged:
+            self._install_merged()
+
+    def set_strength(self, strength):
+        """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""
+        strength = float(strength)
+        if not 0.0 <= strength <= 1.0:
+            raise AdapterError(f"strength must be between 0 and 1, got {strength}")
+        self.strength = strength
+        if self.merged:
+            self._install_merged()
+
+    def merge(self):
+        """Precompute the active adapter's tensors for inference (training needs unmerged mode)."""
+        self.merged = True
+        self._install_merged()
+
+    def unmerge(self):
+        """Put every base tensor back (the very objects: exact)."""
+        self.merged = False
+        for path, slots in self._slots.items():
+            for pname, slot in slots.items():
+                self._owners[path]._parameters[pname] = slot.base
+
+    @torch.no_grad()
+    def _install_merged(self):
+        for path, slots in self._slots.items():
+            owner = self._owners[path]
+            tuners = self._tuners(self.active, path) if self.active else []
+            values = self._effective(path, tuners) if tuners else {}
+            for pname, slot in slots.items():
+                if pname not in values:
+                    owner._parameters[pname] = slot.base
+                    continue
+                value = values[pname]
+                if slot.merged is None or slot.merged.shape != value.shape:
+                    slot.merged = nn.Parameter(torch.empty_like(value), requires_grad=False)
+                slot.merged.copy_(value)
+                owner._parameters[pname] = slot.merged
+
+    # ---- forward mechanics ---------------------------------------------------------------------
+    def _tuners(self, name, path):
+        group = self.adapters[name]
+        key = _escape(path)
+        return group[key] if key in group else ()
+
+    def _effective(self, path, tuners):
+        slots = self._slots[path]
+        base = {pname: slot.base for pname, slot in slots.items()}
+        total = defaultdict(lambda: 0)
+        for tuner in tuners:
+            for pname, delta in tuner.deltas(base).items():
+                total[pname] = total[pname] + delta
+        out = {}
+        for pname, delta in total.items():
+            b = base[pname]
+            scaled = delta if self.strength == 1.0 else delta * self.strength
+            out[pname] = scaled if b is None else b + scaled
+        return out
+
+    def _make_pre_hook(self, path):
+        def hook(module, args):
+            if self.merged or self.active is None:
+                return
+            tuners = self._tuners(self.active, path)
+            if tuners:
+                module._parameters.update(self._effective(path, tuners))
+        return hook
+
+    def _make_post_hook(self, path):
+        def hook(module, args, output):
+            if not self.merged:
+                for pname, slot in self._slots[path].items():
+                    module._parameters[pname] = slot.base
+        return hook
+
+    def _apply(self, fn, recurse=True):
+        """Device / dtype / memory-format moves also reach base tensors kept aside while merged."""
+        super()._apply(fn, recurse)
+        if self.merged:
+            with torch.no_grad():
+                for slots in self._slots.values():
+                    for slot in slots.values():
+                        if slot.base is not None:
+                            slot.base.data = fn(slot.base)
+        return self
+
+    # ---- queries -------------------------------------------------------------------------------
+    def trainable_parameters(self, name=None):
+        name = name or self.active
+        if name not in self.adapters:
+            raise AdapterError(f"no adapter named '{name}' is attached")
+        return list(self.adapters[name].parameters())
+
+    def state_dict_of(self, name):
+        """The adapter's tensors under peft-style file keys: `<module path>.<tuner tensor name>`."""
+        out = {}
+        for key, tuners in self.adapters[name].items():
+            path = key.replace("__", ".")
+            for tuner in tuners:
+                for tname, t in tuner.state_dict().items():
+                    out[f"{path}.{tname}"] = t.detach().clone()
+        return out
+
+    def load_state_of(self, name, tensors, source):
+        own = self.state_dict_of(name)
+        missing = sorted(set(own) - set(tensors))
+        unexpected = sorted(set(tensors) - set(own))
+        bad = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
+        if missing or unexpected or bad:
+            what = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                    else f"shape of {bad[0]} is {list(tensors[bad[0]].shape)}, expected {list(own[bad[0]].shape)}")
+            raise AdapterError(f"adapter file '{source}' does not match its config: {what}")
+        with torch.no_grad():
+            for key, tuners in self.adapters[name].items():
+                path = key.replace("__", ".")
+                for tuner in tuners:
+                    for tname, t in tuner.state_dict(keep_vars=True).items():
+                        t.copy_(tensors[f"{path}.{tname}"])
+        if self.merged and self.active == name:
+            self._install_merged()
+
+
+def base_state_dict(model):
+    """The plain network's state dict (what the base checkpoint holds), whatever is attached."""
+    hub = getattr(model, "colora_adapters", None)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("colora_adapters.")}
+    if hub is not None:
+        for path, slots in hub._slots.items():
+            for pname, slot in slots.items():
+                key = f"{path}.{pname}" if path else pname
+                if slot.base is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = slot.base.detach()
+    return state
+
+
+def count_base(model):
+    return sum(v.numel() for v in base_state_dict(model).values() if v.is_floating_point())
+
+
+# ---- targeting ----------------------------------------------------------------------------------
+def iter_base_modules(model):
+    """(path, module) of the base network (the hub is skipped)."""
+    for path, module in model.named_modules():
+        if path == "colora_adapters" or path.startswith("colora_adapters."):
+            continue
+        yield path, module
+
+
+def pattern_matches(pattern, path):
+    """peft's rule: a full regex match of the module path, or of its last dotted components."""
+    return re.fullmatch(pattern, path) is not None or re.fullmatch(rf".*\.(?:{pattern})", path) is not None
+
+
+def select(model, targets, candidates, what="target"):
+    """Module paths among `candidates` chosen by `targets`: part names (intro, encoder, middle,
+    decoder, ending) or regexes. Empty targets = all candidates. A target that matches nothing is
+    an error listing near names, never silently ignored (peft's rank_pattern pitfall)."""
+    if not targets:
+        return list(candidates)
+    parts = getattr(model, "PARTS", {})
+    chosen = []
+    for target in targets:
+        try:
+            hits = [p for p in candidates if (re.search(parts[target], p) if target in parts
+                                              else pattern_matches(target, p))]
+        except re.error as exc:
+            raise AdapterError(f"{what} '{target}' is not a valid regular expression: {exc}") from None
+        if not hits:
+            raise AdapterError(f"{what} '{target}' matches no adaptable layer; {near_names(target, candidates, parts)}")
+        chosen += [h for h in hits if h not in chosen]
+    return [p for p in candidates if p in chosen]
+
+
+def near_names(target, candidates, parts):
+    import difflib
+
+    leaves = sorted({p.split(".")[-1] for p in candidates} | set(candidates))
+    near = difflib.get_close_matches(target, leaves, n=3, cutoff=0.4)
+    if near:
+        return "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
+    return f"part names are {', '.join(parts)}; layer names look like '{candidates[0] if candidates else ''}'"
+
+
+def resolve_ranks(model, paths, default, rank_pattern):
+    """Per-layer rank: `rank_pattern` (pattern -> rank, later patterns win) over `default`."""
+    ranks = {p: default for p in paths}
+    for pattern, rank in (rank_pattern or {}).items():
+        hits = select(model, [pattern], paths, what="rank_pattern key")
+        for h in hits:
+            ranks[h] = int(rank)
+    return ranks
+
+
+def is_depthwise(module):
+    return isinstance(module, nn.Conv2d) and module.groups > 1
+
+
+def is_norm(module):
+    return isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)) or \
+        "Norm" in type(module).__name__
+
+
+def classify_parameters(model):
+    """(owner path, param name, category) for every base parameter; categories are the ones the
+    paper's FAIG analysis separates: conv/linear `weight`, `depthwise` weight, `bias`, `norm`
+    affine, and `scale` (NAFNet's beta/gamma, Restormer's attention temperature)."""
+    for path, module in iter_base_modules(model):
+        for pname, p in module.named_parameters(recurse=False):
+            if p is None:
+                continue
+            if is_norm(module):
+                category = "norm"
+            elif isinstance(module, (nn.Conv2d, nn.Linear)):
+                category = "bias" if pname == "bias" else "depthwise" if is_depthwise(module) else "weight"
+            else:
+                category = "scale"
+            yield path, pname, category
+
+
+def adaptable_layers(model, depthwise=False):
+    """Paths of Conv2d/Linear layers (without depthwise/grouped convs unless asked)."""
+    return [p for p, m in iter_base_modules(model)
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and (depthwise or not is_depthwise(m))]
+
+
+def delta_specs(model, categories, paths=None):
+    """{owner path: [delta spec]} training every base tensor of the given categories (optionally
+    only on owners under `paths`) as an additive delta."""
+    layers = {}
+    for path, pname, category in classify_parameters(model):
+        if category in categories and (paths is None or any(path == q or path.startswith(q + ".") for q in paths)):
+            layers.setdefault(path, [{"kind": "delta", "params": []}])[0]["params"].append(pname)
+    return layers
+
+
+def merge_specs(*dicts):
+    """Combine {path: [specs]} dicts; delta specs on one owner are fused into one."""
+    out = {}
+    for d in dicts:
+        for path, specs in d.items():
+            for spec in specs:
+                have = out.setdefault(path, [])
+                delta = next((s for s in have if s["kind"] == "delta"), None)
+                if spec["kind"] == "delta" and delta is not None:
+                    delta["params"] += [p for p in spec["params"] if p not in delta["params"]]
+                else:
+                    have.append({**spec, "params": list(spec["params"])} if spec["kind"] == "delta" else dict(spec))
+    return out
+
+
+def kaiming_uniform_(tensor):
+    """LoRA's A init (loralib / peft): Kaiming-uniform with a = sqrt(5)."""
+    nn.init.kaiming_uniform_(tensor, a=math.sqrt(5))
+    return tensor

@@ -1,0 +1,77 @@
+"""SCT, salient channel tuning (Zhao et al., IJCV 2024): a K x K map on the K most salient channels.
+
+On each targeted 1x1 conv, the K output channels with the largest mean L2 norm of their feature map
+over calibration images (task inputs) are chosen; a K x K map A (init 0) on those channels turns
+the output y into y + P^T A P y, i.e. W' = (I + P^T A P) W and b' = (I + P^T A P) b. The chosen
+indices are saved with the adapter (`sct_index`). Default K = C_out / 8 (96 of 768 in ViT-B).
+By default SCT targets the 1x1 convs that write into the residual stream (NAFNet's conv3/conv5,
+Restormer's project_out).
+"""
+import torch
+from torch import nn
+
+from colora.adapters.base import Tuner, adaptable_layers, register_method, register_tuner, select
+from colora.errors import AdapterError
+
+DEFAULT_TARGETS = [r".*\.(conv3|conv5|project_out)"]
+
+
+@register_tuner
+class SCTTuner(Tuner):
+    kind = "sct"
+    touches = ("weight", "bias")
+
+    def __init__(self, owner, channels, index=None):
+        super().__init__(owner, channels=int(channels))
+        index = torch.as_tensor(index if index is not None else range(channels), dtype=torch.long)
+        self.register_buffer("sct_index", index.to(owner.weight.device))
+        self.sct_map = nn.Parameter(torch.zeros(channels, channels, device=owner.weight.device))
+
+    def deltas(self, base):
+        w, b, idx = base["weight"], base["bias"], self.sct_index
+        flat = w.flatten(1)
+        dw = torch.zeros_like(flat).index_copy(0, idx, self.sct_map @ flat[idx]).view(w.shape)
+        out = {"weight": dw}
+        if b is not None:
+            out["bias"] = torch.zeros_like(b).index_copy(0, idx, self.sct_map @ b[idx])
+        return out
+
+
+@torch.no_grad()
+def channel_saliency(model, paths, calib):
+    """Mean over calibration images of each output channel's L2 norm, per layer."""
+    modules = dict(model.named_modules())
+    sums, count, hooks = {p: 0.0 for p in paths}, [0], []
+    for p in paths:
+        def hook(module, args, out, p=p):
+            sums[p] = sums[p] + out.float().pow(2).sum(dim=(2, 3)).sqrt().sum(0)
+        hooks.append(modules[p].register_forward_hook(hook))
+    try:
+        model.eval()
+        for batch in calib:
+            model(batch)
+            count[0] += batch.shape[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    if count[0] == 0:
+        raise AdapterError("sct needs calibration images, but the calibration set was empty")
+    return {p: s / count[0] for p, s in sums.items()}
+
+
+@register_method("sct")
+def sct_layers(model, cfg, calib=None):
+    if calib is None:
+        raise AdapterError("sct picks channels from task images: pass calibration inputs (calib=...)")
+    modules = dict(model.named_modules())
+    one_by_one = [p for p in adaptable_layers(model) if isinstance(modules[p], nn.Conv2d)
+                  and modules[p].kernel_size == (1, 1)]
+    paths = select(model, cfg["target"] or DEFAULT_TARGETS, one_by_one)
+    saliency = channel_saliency(model, paths, calib)
+    layers = {}
+    for p in paths:
+        out = modules[p].weight.shape[0]
+        k = min(out, cfg["sct_channels"] or max(1, out // 8))
+        index = torch.topk(saliency[p], k).indices.sort().values.tolist()
+        layers[p] = [{"kind": "sct", "channels": k, "index": index}]
+    return layers
