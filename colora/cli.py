@@ -37,6 +37,33 @@ def cmd_info(args):
     return 0
 
 
+# ---- degrade ---------------------------------------------------------------------------------
+def cmd_degrade(args):
+    from colora.degradations.prod import make_pairs
+
+    names = make_pairs(args.output, clean_dir=args.input, preset=args.preset, seed=args.seed, n=args.num,
+                       size=args.size, grid=args.grid)
+    print(f"wrote {len(names)} pairs to {args.output} (lq/, gt/, recipes/)"
+          + (f" and a contact sheet to {args.grid}" if args.grid else ""))
+    return 0
+
+
+def _add_degrade(sub):
+    p = sub.add_parser("degrade", help="write synthetic LQ/GT pairs (and their recipes) from clean images")
+    p.add_argument("-i", "--input", default=None, help="folder of clean images (default: the bundled photos)")
+    p.add_argument("-o", "--output", required=True, help="output folder: lq/, gt/ and recipes/ go there")
+    p.add_argument("--preset", default="prod", metavar="PRESET",
+                   help="prod, fixed, single (PROD modes) or a task: rain, raindrop, rain_raindrop, "
+                        "noise, blur, haze, lowlight (default prod)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-n", "--num", type=int, default=8, help="number of pairs (default 8)")
+    p.add_argument("--size", type=int, default=128, help="crop side in pixels (default 128)")
+    p.add_argument("--grid", default=None, metavar="FILE.png",
+                   help="also write a contact sheet: per pair the clean crop, then the image after each op")
+    p.set_defaults(func=cmd_degrade)
+# ---- end degrade -----------------------------------------------------------------------------
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="colora", description="PROD pre-training and contribution-based LoRA for image restoration.")
@@ -49,6 +76,8 @@ def build_parser():
     p.add_argument("--size", type=int, default=256, help="input side for the MAC count (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+    _add_degrade(sub)
     return parser
 
 

@@ -67,9 +67,11 @@ class DatasetOpt(Section):
     use_shuffle: bool = True
     batch_size_per_gpu: int = 8
     num_worker_per_gpu: int = 0
-    num_pairs: Optional[int] = None  # cap on training pairs (the paper fine-tunes on 16..128)
+    num_pairs: Optional[int] = None  # fixed training pairs (the paper fine-tunes on 16..128)
     num_samples: int = 16  # size of a synthetic validation set
     seed: int = 0
+    photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
+    crop_pairs_size: Optional[int] = None  # side of the fixed num_pairs crops (None = 2 * gt_size)
 
 
 @dataclass
@@ -173,9 +175,16 @@ class DegradationsOpt(Section):
     mode: str = "prod"  # prod: random subset, random order; fixed: fixed order; single: one op
     k_max: int = 3
     allow_repeat: bool = False
-    ops: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # op name -> {prob, ranges...}
-    exclude: List[str] = field(default_factory=list)  # ops held out (e.g. a fine-tuning task's)
+    ops: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)  # op -> {prob, ranges} or ~
+    exclude: List[str] = field(default_factory=list)  # ops or tasks held out (e.g. a fine-tuning task)
     CHOICES = {"mode": ("prod", "fixed", "single")}
+
+    def validate(self, where):
+        """Build the sampler once, so a bad op name, range or prob fails when the YAML loads."""
+        super().validate(where)
+        from colora.degradations.prod import ProdSampler  # here: degradations import options
+
+        ProdSampler(self, where)
 
 
 @dataclass

@@ -1,0 +1,227 @@
+"""PROD: degrade a clean image with a random subset of ops applied in a random order.
+
+The paper (CoLoRA, Sec. 3.1 and its PROD figure) pre-trains one backbone on clean photos degraded
+by "randomly selected synthetic degradation functions" composed in random orders, so that it
+learns many degradations and their mixtures; it compares against two ablations, a *fixed* order
+and a *single* op per sample. The subset size, repetition and per-op weights are not published,
+so they are options (the `degradations:` section, `DegradationsOpt`):
+
+    mode          prod: k ~ U{1..k_max} ops, drawn by weight without repeats, in a uniformly
+                  random order; fixed: the same draw, applied in the canonical order (the order
+                  of `ops`, or of DEFAULT_POOL); single: exactly one op per sample
+    k_max         largest subset (>= 1); without repeats it is capped at the pool's size
+    allow_repeat  draw with replacement (the same op may occur twice, with its own params)
+    ops           op name -> {prob: relative weight in [0, 1] (default 1; 0 disables the op),
+                  plus range overrides such as sigma: [0.5, 2]}; empty = DEFAULT_POOL
+    exclude       op or task names (a task stands for its ops in TASKS) that are never drawn,
+                  e.g. a held-out fine-tuning task
+
+Weighted draws without repeats pick ops one at a time in proportion to the remaining weights,
+so heavier ops also tend to be drawn first; the order is therefore shuffled separately.
+Every sample returns its recipe (list of {"op", "params"}), which `tasks.replay` reproduces.
+"""
+import difflib
+import json
+import numbers
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from colora.degradations.base import get_op
+from colora.degradations.tasks import TASKS
+from colora.errors import OptionsError
+
+# The default pool, in its canonical (fixed-mode) order: the order light meets them on its way
+# to a saved photo -- the scene (haze), the weather and the glass in front of the lens (rain,
+# raindrops), the optics and the shaking camera (blur), the sensor (resize then noise, as in
+# Real-ESRGAN's blur -> resize -> noise -> JPEG), and compression last. Weights: Real-ESRGAN's
+# four Gaussian-family kernels share one "Gaussian blur" slot, so blur is not drawn four times as
+# often as rain. `lowlight` is left out (add it under `ops` to use it): it is a global exposure
+# change rather than a local corruption, it turns the other ops' output nearly black, and it
+# stays a task the pre-trained backbone has never seen.
+DEFAULT_POOL = {
+    "haze": 1.0, "rain": 1.0, "raindrop": 1.0,
+    "defocus_blur": 1.0, "gaussian_blur": 0.25, "aniso_gaussian_blur": 0.25,
+    "generalized_gaussian_blur": 0.25, "plateau_blur": 0.25, "motion_blur": 1.0,
+    "resize": 1.0, "camera_noise": 1.0, "poisson_noise": 1.0, "gaussian_noise": 1.0,
+    "jpeg": 1.0,
+}
+MODES = ("prod", "fixed", "single")
+
+
+def _as_options(opt, where):
+    """A DegradationsOpt from None, a dict (the YAML section) or a DegradationsOpt."""
+    from colora.options import DegradationsOpt, _build
+
+    if opt is None:
+        return DegradationsOpt()
+    if isinstance(opt, dict):
+        return _build(DegradationsOpt, opt, where, [])  # strict keys; its validate builds a sampler
+    return opt
+
+
+def expand_exclude(names, where="degradations"):
+    """Op names from a list of op and task names (a task name stands for all its ops)."""
+    from colora.degradations.base import OPS
+
+    out = set()
+    for name in names:
+        if name in TASKS or name in OPS:
+            out.update(TASKS.get(name, (name,)))
+            continue
+        close = difflib.get_close_matches(str(name), sorted(set(OPS) | set(TASKS)), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; tasks: {', '.join(TASKS)}"
+        raise OptionsError(f"{where}.exclude: '{name}' is neither a degradation nor a task{hint}")
+    return out
+
+
+class ProdSampler:
+    """Draws and applies PROD recipes; built from a `DegradationsOpt` or the YAML section's dict.
+
+    All validation happens here (and so at `load_options` time, through DegradationsOpt.validate)."""
+
+    def __init__(self, opt=None, where="degradations"):
+        opt = _as_options(opt, where)
+        if opt.mode not in MODES:
+            raise OptionsError(f"{where}.mode is '{opt.mode}'; choose one of: {', '.join(MODES)}")
+        if isinstance(opt.k_max, bool) or not isinstance(opt.k_max, numbers.Integral) or opt.k_max < 1:
+            raise OptionsError(f"{where}.k_max must be an integer of at least 1, got {opt.k_max!r}")
+        self.mode, self.k_max, self.allow_repeat = opt.mode, int(opt.k_max), bool(opt.allow_repeat)
+        excluded = expand_exclude(opt.exclude, where)
+        spec = opt.ops or {name: {"prob": w} for name, w in DEFAULT_POOL.items()}
+        self.names, self.ops, weights = [], [], []
+        for name, cfg in spec.items():
+            op, prob = self._build_op(name, cfg, f"{where}.ops.{name}")
+            if name in excluded or prob == 0:
+                continue
+            self.names.append(name)
+            self.ops.append(op)
+            weights.append(prob)
+        if not self.ops:
+            raise OptionsError(f"{where}: no degradation left to draw (every op is excluded or has "
+                               f"prob 0); pool: {', '.join(spec)}; excluded: {', '.join(sorted(excluded)) or '-'}")
+        self.p = np.asarray(weights, np.float64) / sum(weights)
+        self.k_hi = self.k_max if self.allow_repeat else min(self.k_max, len(self.ops))
+
+    @staticmethod
+    def _build_op(name, cfg, where):
+        cfg = {} if cfg is None else cfg
+        if not isinstance(cfg, dict):
+            raise OptionsError(f"{where} must be a mapping such as {{prob: 0.5, sigma: [1, 10]}}, got {cfg!r}")
+        cfg = dict(cfg)
+        prob = cfg.pop("prob", 1.0)
+        if isinstance(prob, str):  # YAML reads 1e-1 (no dot) as a string
+            try:
+                prob = float(prob)
+            except ValueError:
+                pass
+        if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0.0 <= prob <= 1.0:
+            raise OptionsError(f"{where}.prob must be a number in [0, 1] (a relative weight), got {prob!r}")
+        try:
+            op = get_op(name, **cfg)
+        except OptionsError as err:
+            raise OptionsError(f"{where.rsplit('.', 1)[0]}: {err}") from None
+        return op, float(prob)
+
+    def draw(self, rng):
+        """Indices into `self.ops`, in the order they are to be applied."""
+        k = 1 if self.mode == "single" else int(rng.integers(1, self.k_hi + 1))
+        chosen = rng.choice(len(self.ops), size=k, replace=self.allow_repeat, p=self.p)
+        if self.mode == "fixed":
+            return [int(i) for i in np.sort(chosen, kind="stable")]
+        return [int(i) for i in rng.permutation(chosen)]
+
+    def degrade(self, img, rng):
+        """Degrade `img` (float32 H×W×3 in [0, 1]) with a freshly drawn recipe.
+
+        `rng`: a numpy Generator or a seed. Returns (degraded image, recipe)."""
+        rng = np.random.default_rng(rng)
+        out, recipe = img, []
+        for i in self.draw(rng):
+            out, params = self.ops[i](out, rng)
+            recipe.append({"op": self.names[i], "params": params})
+        return out, recipe
+
+    __call__ = degrade
+
+    def __repr__(self):
+        pool = ", ".join(f"{n}:{p:.3g}" for n, p in zip(self.names, self.p))
+        return (f"ProdSampler(mode={self.mode}, k_max={self.k_max}, allow_repeat={self.allow_repeat}, "
+                f"pool=[{pool}])")
+
+
+# ---- seeing what PROD does ------------------------------------------------------------------
+PRESETS = MODES + tuple(TASKS)
+
+
+def make_pairs(out_dir, clean_dir=None, preset="prod", seed=0, n=8, size=128, grid=None, photos=None,
+               degradations=None):
+    """Write `n` LQ/GT pairs as out_dir/{lq,gt}/<name>.png and out_dir/recipes/<name>.json.
+
+    `preset`: a PROD mode (prod, fixed, single; with `degradations`, a DegradationsOpt or dict,
+    for the rest of the section) or a task of TASKS. The pairs are the seeded validation set of
+    the matching dataset (ProdDataset / TaskDataset) on `size`-px crops of the clean images in
+    `clean_dir` (None = the bundled photos), so they are a pure function of `seed`. `grid`: also
+    write a contact sheet there (see `contact_sheet`). Returns the pairs' names."""
+    from colora.datasets import build_dataset
+    from colora.fileio import atomic_write_text
+    from colora.imageio import tensor_to_image, write_image
+    from colora.options import DatasetOpt, DegradationsOpt
+
+    if preset not in PRESETS:
+        close = difflib.get_close_matches(str(preset), PRESETS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(PRESETS)}"
+        raise OptionsError(f"unknown preset '{preset}'{hint}")
+    if n < 1 or size < 16:
+        raise OptionsError(f"need at least one pair of at least 16x16 px, got n={n}, size={size}")
+    task = preset if preset in TASKS else None
+    deg = _as_options(degradations, "degradations")
+    if not task:
+        deg = DegradationsOpt(**{**deg.to_dict(), "mode": preset})
+    opt = DatasetOpt(name=f"degrade-{preset}", type="TaskDataset" if task else "ProdDataset", task=task,
+                     dataroot_gt=None if clean_dir is None else str(clean_dir), photos=photos,
+                     gt_size=size, num_samples=n, seed=seed)
+    dataset = build_dataset(opt, deg, phase="val")
+    out, names, rows = Path(out_dir), [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        name, gt, recipe = item["key"], tensor_to_image(item["gt"]), json.loads(item["recipe"])
+        write_image(out / "lq" / f"{name}.png", tensor_to_image(item["lq"]))
+        write_image(out / "gt" / f"{name}.png", gt)
+        atomic_write_text(out / "recipes" / f"{name}.json", json.dumps(
+            {"name": name, "preset": preset, "seed": seed, "size": size, "recipe": recipe}, indent=1) + "\n")
+        names.append(name)
+        rows.append((gt, recipe))
+    if grid is not None:
+        write_image(grid, contact_sheet(rows).astype(np.float32) / np.float32(255))
+    return names
+
+
+def contact_sheet(rows, label_height=14):
+    """A uint8 H×W×3 sheet with one row per (clean image, recipe): the clean image, then the
+    image after each op in order (replayed, so exactly what the pair holds), each tile labelled
+    with the op's name. Rows of fewer ops are padded with grey tiles."""
+    from colora.degradations.tasks import replay
+
+    h = max(img.shape[0] for img, _ in rows)
+    w = max(img.shape[1] for img, _ in rows)
+    cols = 1 + max(len(recipe) for _, recipe in rows)
+    sheet = np.full((len(rows) * (h + label_height), cols * w, 3), 128, np.uint8)
+    for r, (img, recipe) in enumerate(rows):
+        tiles, current = [("clean", img)], img
+        for step in recipe:
+            current = replay(current, [step])
+            tiles.append((step["op"], current))
+        for c, (label, tile) in enumerate(tiles):
+            y, x = r * (h + label_height), c * w
+            sheet[y:y + label_height, x:x + w] = 0
+            sheet[y + label_height:y + label_height + tile.shape[0], x:x + tile.shape[1]] = \
+                np.rint(np.clip(tile, 0, 1) * 255).astype(np.uint8)
+            text = f"{c}. {label}" if c else label
+            scale = 0.4
+            while scale > 0.2 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > w - 4:
+                scale -= 0.05
+            cv2.putText(sheet, text, (x + 2, y + label_height - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+    return sheet
