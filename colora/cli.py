@@ -64,6 +64,29 @@ def _add_degrade(sub):
 # ---- end degrade -----------------------------------------------------------------------------
 
 
+def cmd_pretrain(args):
+    from colora.options import load_options
+    from colora.train import pretrain
+
+    opts = load_options(args.opt, args.set)
+    summary = pretrain(opts, auto_resume=args.auto_resume)
+    if summary.get("rank", 0) == 0:
+        state = "stopped" if summary["interrupted"] else "finished"
+        best = f"; best validation PSNR {summary['best_psnr']:.2f} dB at {summary['best_iter']}" \
+            if summary["best_psnr"] > float("-inf") else ""
+        print(f"{state} at iteration {summary['iter']}{best}; outputs in {summary['experiment']}")
+    return 130 if summary["interrupted"] else 0
+
+
+def _add_pretrain(sub):
+    p = sub.add_parser("pretrain", aliases=["train"],
+                       help="pre-train network_g (PROD) from an options YAML; works under torchrun")
+    _add_opt_args(p)
+    p.add_argument("--auto_resume", "--auto-resume", action="store_true",
+                   help="continue from the newest training state of this experiment")
+    p.set_defaults(func=cmd_pretrain)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="colora", description="PROD pre-training and contribution-based LoRA for image restoration.")
@@ -76,6 +99,7 @@ def build_parser():
     p.add_argument("--size", type=int, default=256, help="input side for the MAC count (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+    _add_pretrain(sub)
 
     _add_degrade(sub)
     return parser
