@@ -87,6 +87,94 @@ def _add_pretrain(sub):
     p.set_defaults(func=cmd_pretrain)
 
 
+def _restorer(args):
+    from colora.restore import Restorer
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not 0.0 <= args.strength <= 1.0:
+        from colora.errors import ColoraError
+
+        raise ColoraError(f"--strength must be between 0 and 1, got {args.strength}")
+    return Restorer.from_files(args.model, args.adapter or (), adapter_dir=args.adapter_dir,
+                               strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, bf16=args.bf16,
+                               max_pixels=int(args.max_pixels * 1e6), force=args.force)
+
+
+def cmd_restore(args):
+    restorer = _restorer(args)
+    counts = {"restored": 0, "skipped": 0, "failed": 0}
+    for result in restorer.restore_paths(args.input, args.output, suffix=args.suffix, ext=args.ext,
+                                         recursive=args.recursive, skip_existing=args.skip_existing,
+                                         progress=not args.quiet):
+        counts[result.status] += 1
+        if result.status != "restored":
+            from tqdm import tqdm
+
+            tqdm.write(f"{result.status}: {result.input}: {result.reason}", file=sys.stderr)
+    print(f"{counts['restored']} restored, {counts['skipped']} skipped, {counts['failed']} failed "
+          f"-> {args.output}")
+    return 1 if counts["failed"] else 0
+
+
+def _add_model_args(p):
+    p.add_argument("--model", default=None, help="base checkpoint (.safetensors or BasicSR .pth)")
+    p.add_argument("--adapter", action="append", metavar="NAME|DIR",
+                   help="adapter folder or name; repeat to apply several in sequence (e.g. rain, then haze)")
+    p.add_argument("--adapter-dir", default=None, help="where adapter names are looked up (default: next to --model)")
+    p.add_argument("--strength", type=float, default=1.0, help="blend base (0) .. adapter (1); default 1")
+    p.add_argument("--force", action="store_true", help="apply adapters made for another base anyway")
+    p.add_argument("-t", "--tile", type=int, default=0, help="tile size in pixels; 0 = whole image")
+    p.add_argument("--tile-pad", type=int, default=32, help="overlap of neighbouring tiles (default 32)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AVX-512 BF16/AMX)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    p.add_argument("--max-pixels", type=float, default=200, help="skip images over this many megapixels (200)")
+
+
+def _add_restore(sub):
+    p = sub.add_parser("restore", help="restore an image, a folder or a glob of images")
+    p.add_argument("-i", "--input", required=True, help="image file, folder or glob pattern")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_model_args(p)
+    p.add_argument("--suffix", default="", help="appended to output names (default: none, same name)")
+    p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg", "webp"], help="output format")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders, keeping the tree")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_restore)
+
+
+def cmd_eval(args):
+    from colora.evaluate import evaluate, write_csv, write_grid
+
+    restorer = _restorer(args)
+    rows, mean = evaluate(restorer, args.lq, args.gt, crop_border=args.crop_border,
+                          test_y_channel=args.test_y_channel, output=args.save)
+    print(f"{'image':24s} {'PSNR in':>8s} {'PSNR out':>9s} {'SSIM in':>8s} {'SSIM out':>9s}")
+    for r in rows + [dict(mean, name="mean")]:
+        print(f"{r['name'][:24]:24s} {r['psnr_in']:8.2f} {r['psnr_out']:9.2f} {r['ssim_in']:8.4f} {r['ssim_out']:9.4f}")
+    if args.csv:
+        write_csv(args.csv, rows, mean)
+    if args.grid:
+        write_grid(args.grid, rows)
+    return 0
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="restore LQ images and report PSNR/SSIM against GT")
+    p.add_argument("--lq", required=True, help="folder of degraded images")
+    p.add_argument("--gt", required=True, help="folder of clean images (matched by file name stem)")
+    _add_model_args(p)
+    p.add_argument("--crop-border", type=int, default=0)
+    p.add_argument("--test-y-channel", action="store_true", help="PSNR/SSIM on the BT.601 Y channel")
+    p.add_argument("--csv", help="write per-image and mean metrics to this CSV file")
+    p.add_argument("--grid", help="write an LQ | restored | GT comparison PNG")
+    p.add_argument("--save", help="also write the restored images to this folder")
+    p.set_defaults(func=cmd_eval)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="colora", description="PROD pre-training and contribution-based LoRA for image restoration.")
@@ -100,6 +188,8 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
     _add_pretrain(sub)
+    _add_restore(sub)
+    _add_eval(sub)
 
     _add_degrade(sub)
     return parser

@@ -1,0 +1,240 @@
+"""Restorer: a frozen base + adapters applied to image arrays and to folders of photos.
+
+Fast on CPU by default: channels_last tensors, `torch.inference_mode`, adapters merged into the
+weights (a swap re-merges in place), optional bf16 autocast. NAFNet runs as NAFNetLocal (TLC) so a
+photo larger than the training patches sees the statistics the network was trained with.
+"""
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from colora.errors import AdapterError, ColoraError, ImageReadError
+from colora.tiling import count_tiles, run_tiled
+
+log = logging.getLogger("colora")
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff"}
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file of a batch."""
+
+    input: Path
+    output: Optional[Path]
+    status: str  # restored | skipped | failed
+    reason: str = ""
+
+
+def load_model(path, train_size=None):
+    """Build the network a checkpoint describes (NAFNet as NAFNetLocal) and load it strictly."""
+    import json
+
+    from colora.archs import build_arch
+    from colora.checkpoint import check_fits, infer_network_g, load_state_dict, read_metadata
+
+    state = load_state_dict(path)
+    meta = read_metadata(path)
+    network_g = json.loads(meta["network_g"]) if "network_g" in meta else infer_network_g(state)
+    if network_g is None:
+        raise ColoraError(f"'{path}' is not a NAFNet or Restormer checkpoint; cannot tell its architecture")
+    network_g = dict(network_g)
+    if network_g.get("type") == "NAFNet":
+        size = int(train_size or meta.get("train_size", 256))
+        network_g.update(type="NAFNetLocal", train_size=[1, 3, size, size])
+    model = build_arch(network_g)
+    check_fits(model, state, path)
+    model.load_state_dict(state)
+    # Adapters record the plain architecture; TLC changes no weight, so present it as NAFNet.
+    model.network_g = dict(model.network_g, type="NAFNet")
+    model.network_g.pop("train_size", None), model.network_g.pop("base_size", None)
+    return model.eval()
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def default_model_path():
+    """The base shipped inside the package (made by scripts/make_default_weights.sh)."""
+    path = WEIGHTS_DIR / "base.safetensors"
+    if not path.is_file():
+        raise ColoraError("no --model given and this installation ships no default weights; "
+                          "pass --model CHECKPOINT")
+    return path
+
+
+def find_adapter(name, search_dirs):
+    """An adapter folder given as a path or as a name inside one of `search_dirs`."""
+    p = Path(name)
+    if (p / "adapter_config.json").is_file():
+        return p
+    for d in search_dirs:
+        if d is not None and (Path(d) / name / "adapter_config.json").is_file():
+            return Path(d) / name
+    where = ", ".join(str(d) for d in search_dirs if d is not None) or "nowhere"
+    raise AdapterError(f"adapter '{name}' not found: not a folder with adapter_config.json, nor a "
+                       f"sub-folder of {where}; pass --adapter-dir or a path")
+
+
+class Restorer:
+    """Restore image arrays with a model and an optional chain of adapters.
+
+    Several adapters run in sequence (the output of the first is the input of the second): e.g.
+    ["rain", "haze"] removes rain, then haze.
+    """
+
+    def __init__(self, model, adapters=(), strength=1.0, tile=0, tile_pad=32, bf16=False,
+                 channels_last=True, max_pixels=200_000_000, device="cpu"):
+        from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
+
+        self.model = model.eval().to(device)
+        self.device, self.tile, self.tile_pad, self.bf16 = torch.device(device), int(tile), int(tile_pad), bf16
+        self.max_pixels = max_pixels
+        self.chain = list(adapters)
+        if self.chain:
+            set_strength(self.model, strength)
+            merge_adapter(self.model)
+            set_adapter(self.model, self.chain[0])
+            self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+
+    @classmethod
+    def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, **kw):
+        """Load a checkpoint and adapter folders (names are looked up in `adapter_dir`, then next to
+        the checkpoint)."""
+        from colora.adapters import load_adapter
+
+        model_path = model_path or default_model_path()
+        model = load_model(model_path)
+        names = []
+        for a in adapters:
+            folder = find_adapter(a, [adapter_dir, Path(model_path).parent, WEIGHTS_DIR / "adapters"])
+            names.append(load_adapter(model, folder, force=force))
+        return cls(model, names, **kw)
+
+    # ---- arrays ----------------------------------------------------------------------------------
+    def _forward(self, x):
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model(x).float().clamp_(0, 1).cpu()
+
+    def restore(self, image, progress=None):
+        """Restore an HxWxC (C = 1, 3 or 4) or HxW image; uint8/uint16 or float in [0, 1]. The
+        result has the input's shape and dtype; grey stays grey, alpha is passed through untouched."""
+        arr = np.asarray(image)
+        dtype = arr.dtype
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
+        pixels = arr.astype(np.float32) / scale if scale != 1.0 else arr.astype(np.float32)
+        squeeze = pixels.ndim == 2
+        if squeeze:
+            pixels = pixels[..., None]
+        alpha = pixels[..., -1:] if pixels.shape[-1] in (2, 4) else None
+        colour = pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1]
+        out = self._restore_rgb(np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour, progress)
+        if colour.shape[-1] == 1:
+            out = out.mean(axis=-1, keepdims=True)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=-1)
+        if squeeze:
+            out = out[..., 0]
+        if scale != 1.0:
+            return np.clip(np.rint(out * scale), 0, scale).astype(dtype)
+        return out.astype(dtype, copy=False)
+
+    def _restore_rgb(self, rgb, progress=None):
+        h, w = rgb.shape[:2]
+        if h * w > self.max_pixels:
+            raise ColoraError(f"the image has {h * w / 1e6:.1f} megapixels, over the limit of "
+                              f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
+        for i, name in enumerate(self.chain or [None]):
+            if name is not None:
+                self._set_adapter(name)
+            if self.tile > 0 and (h > self.tile or w > self.tile):
+                rgb = run_tiled(self._forward, rgb, self.tile, self.tile_pad, progress)
+            else:
+                x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+                rgb = self._forward(x)[0].permute(1, 2, 0).numpy()
+        return rgb
+
+    def tiles_for(self, h, w):
+        return count_tiles(h, w, self.tile) * max(len(self.chain), 1) if self.tile > 0 and max(h, w) > self.tile else 0
+
+    # ---- files -----------------------------------------------------------------------------------
+    def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
+                      progress=True):
+        """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
+        one FileResult per file. Bad files are reported and skipped; the batch goes on."""
+        from tqdm import tqdm
+
+        from colora.imageio import read_image, write_image
+
+        files = list_inputs(inputs, recursive)
+        output = Path(output)
+        check_output_dir(output)
+        bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
+        for src, rel in bar:
+            dest = output_path(output, rel, suffix, ext, src)
+            if dest.resolve() == src.resolve():
+                yield FileResult(src, None, "failed", "the output would overwrite the input; use --suffix or another -o")
+                continue
+            if skip_existing and dest.exists():
+                yield FileResult(src, dest, "skipped", "output exists (--skip-existing)")
+                continue
+            try:
+                img = read_image(src)
+                h, w = img.pixels.shape[:2]
+                tiles = self.tiles_for(h, w)
+                with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
+                    pixels = self.restore(img.pixels, progress=tbar)
+                bit_depth = img.bit_depth if dest.suffix.lower() in SIXTEEN_BIT_EXTS else 8
+                alpha = img.alpha if dest.suffix.lower() in (".png", ".webp", ".tif", ".tiff") else None
+                write_image(dest, pixels, alpha=alpha, bit_depth=bit_depth)
+            except (ImageReadError, ColoraError) as exc:
+                yield FileResult(src, None, "failed", str(exc))
+                continue
+            except (ValueError, OSError) as exc:
+                yield FileResult(src, None, "failed", f"cannot write '{dest}': {exc}")
+                continue
+            yield FileResult(src, dest, "restored")
+
+
+def list_inputs(inputs, recursive=False):
+    """[(file, path relative to the input root)] for a file, a folder or a glob pattern."""
+    p = Path(inputs)
+    if p.is_file():
+        return [(p, Path(p.name))]
+    if p.is_dir():
+        pattern = "**/*" if recursive else "*"
+        files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        return [(f, f.relative_to(p) if recursive else Path(f.name)) for f in files]
+    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if Path(m).is_file())
+    if matches:
+        return [(m, Path(m.name)) for m in matches]
+    raise ColoraError(f"input '{inputs}' not found: give an image file, a folder or a glob pattern")
+
+
+def check_output_dir(output):
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ColoraError(f"cannot create the output folder '{output}': {exc.strerror or exc}") from None
+    if not os.access(output, os.W_OK):
+        raise ColoraError(f"the output folder '{output}' is not writable")
+
+
+def output_path(output, rel, suffix, ext, src):
+    """output/rel with the suffix before the extension; `auto` keeps the input's format."""
+    new_ext = src.suffix.lower() if ext == "auto" else "." + ext.lower().lstrip(".")
+    if new_ext == ".jpeg":
+        new_ext = ".jpg"
+    return output / rel.parent / f"{rel.stem}{suffix}{new_ext}"
