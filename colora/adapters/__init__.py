@@ -49,22 +49,27 @@ def attach_adapter(model, config=None, name=None, calib=None, **overrides):
     `config` is an `AdapterOpt`, a dict of the `adapter:` YAML section, or None (+ keyword
     overrides). `calib` is an iterable of input batches (needed by `sct`)."""
     cfg = _settings(config, overrides)
+    fresh = getattr(model, "colora_adapters", None) is None
+    grads = {p: p.requires_grad for p in model.parameters()} if fresh else None
     hub = get_hub(model, create=True)
     name = name or cfg["name"] or cfg["task"] or cfg["method"]
+    record = {"method": cfg["method"], "name": name, "task": cfg["task"], "version": __version__,
+              "settings": {k: v for k, v in cfg.items() if k not in ("method", "name", "task")},
+              "base_arch": getattr(model, "network_g", None)}
     previous = hub.active
     hub.activate(None)
     try:
         layers = METHODS[cfg["method"]](model, cfg, calib)
+        if not layers:
+            raise AdapterError(f"adapter method '{cfg['method']}' selected no layer of this model; check 'target'")
+        hub.add(name, layers, model, record)  # may refuse the name: the previous adapter stays active
     except Exception:
         hub.activate(previous)
+        if fresh:  # leave the model as it was: no empty hub, base not frozen
+            del model.colora_adapters
+            for p, flag in grads.items():
+                p.requires_grad_(flag)
         raise
-    if not layers:
-        hub.activate(previous)
-        raise AdapterError(f"adapter method '{cfg['method']}' selected no layer of this model; check 'target'")
-    record = {"method": cfg["method"], "name": name, "task": cfg["task"], "version": __version__,
-              "settings": {k: v for k, v in cfg.items() if k not in ("method", "name", "task")},
-              "base_arch": getattr(model, "network_g", None)}
-    hub.add(name, layers, model, record)
     hub.activate(name)
     return name
 
@@ -153,14 +158,20 @@ def load_adapter(model, directory, name=None, force=False, activate=True):
     name = name or config.get("name") or config["method"]
     previous = hub.active
     record = {k: v for k, v in config.items() if k not in ("layers",)}
+    hub.activate(None)  # tuners read their owners' tensors (SVDiff's SVD): show them the base, not a merge
     try:
         hub.add(name, config["layers"], model, record)
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
+        hub.activate(previous)
         raise AdapterError(f"adapter '{directory}' does not fit this model: {exc}") from None
+    except AdapterError:
+        hub.activate(previous)
+        raise
     try:
         hub.load_state_of(name, tensors, directory)
     except AdapterError:
         hub.remove(name)
+        hub.activate(previous)
         raise
     hub.activate(name if activate else previous)
     if "strength" in config and activate:

@@ -67,6 +67,17 @@ class _Slot:
         self.base, self.merged = base, None
 
 
+class _HubHook:
+    """An owner's forward (pre-)hook. It holds the hub as an attribute rather than closing over it,
+    so `copy.deepcopy(model)` (an EMA copy) gets hooks that drive the copy's own hub."""
+
+    def __init__(self, hub, method, path):
+        self.hub, self.method, self.path = hub, method, path
+
+    def __call__(self, module, args, *output):
+        getattr(self.hub, self.method)(self.path, module)
+
+
 def _escape(path):
     return path.replace(".", "__")
 
@@ -203,20 +214,22 @@ class AdapterHub(nn.Module):
         return out
 
     def _make_pre_hook(self, path):
-        def hook(module, args):
-            if self.merged or self.active is None:
-                return
-            tuners = self._tuners(self.active, path)
-            if tuners:
-                module._parameters.update(self._effective(path, tuners))
-        return hook
+        return _HubHook(self, "_pre_hook", path)
 
     def _make_post_hook(self, path):
-        def hook(module, args, output):
-            if not self.merged:
-                for pname, slot in self._slots[path].items():
-                    module._parameters[pname] = slot.base
-        return hook
+        return _HubHook(self, "_post_hook", path)
+
+    def _pre_hook(self, path, module):
+        if self.merged or self.active is None:
+            return
+        tuners = self._tuners(self.active, path)
+        if tuners:
+            module._parameters.update(self._effective(path, tuners))
+
+    def _post_hook(self, path, module):
+        if not self.merged:
+            for pname, slot in self._slots[path].items():
+                module._parameters[pname] = slot.base
 
     def _apply(self, fn, recurse=True):
         """Device / dtype / memory-format moves also reach base tensors kept aside while merged."""
