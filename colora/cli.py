@@ -175,6 +175,67 @@ def _add_eval(sub):
     p.set_defaults(func=cmd_eval)
 
 
+def cmd_finetune(args):
+    from colora.finetune import finetune
+    from colora.options import load_options
+
+    opts = load_options(args.opt, args.set)
+    s = finetune(opts, auto_resume=args.auto_resume)
+    if s.get("interrupted"):
+        return 130
+    if s.get("rank", 0) == 0:
+        print(f"adapter: {s['adapter']} ({s['trainable_percent']:.2f} % trainable); validation PSNR "
+              f"{s['base'].get('psnr', float('nan')):.2f} dB (base) -> {s['adapted'].get('psnr', float('nan')):.2f} dB")
+    return 0
+
+
+def cmd_faig(args):
+    from pathlib import Path
+
+    from colora.finetune import load_base, run_faig, task_datasets
+    from colora.options import load_options
+
+    opts = load_options(args.opt, args.set)
+    model, _ = load_base(opts)
+    train, _ = task_datasets(opts)
+    out = Path(args.output or Path(opts.path.experiments_root) / opts.name)
+    rows = run_faig(opts, model, train, out, target_path=args.target)
+    top = sorted(rows, key=lambda r: -r["score"])[:8]
+    print("top layers by FAIG score:")
+    for r in top:
+        print(f"  {r['name']:36s} {r['part']:8s} {r['score']:.3e}")
+    print(f"wrote {out / 'faig.json'} and {out / 'faig.png'}")
+    return 0
+
+
+def cmd_compare(args):
+    from colora.compare import compare, markdown
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    pairs = [int(p) for p in args.pairs.split(",")] if args.pairs else [None]
+    rows, folder = compare(args.opt, methods, pairs, args.set)
+    print(markdown(rows))
+    print(f"tables: {folder / 'compare.md'} and {folder / 'compare.csv'}")
+    return 0
+
+
+def _add_finetune(sub):
+    p = sub.add_parser("finetune", help="fine-tune an adapter for a task (FAIG + CoLoRA by default)")
+    _add_opt_args(p)
+    p.add_argument("--auto_resume", "--auto-resume", action="store_true")
+    p.set_defaults(func=cmd_finetune)
+    p = sub.add_parser("faig", help="FAIG layer contributions of a task (faig.json + faig.png)")
+    _add_opt_args(p)
+    p.add_argument("--target", help="task-tuned checkpoint theta_t (default: a short full fine-tune)")
+    p.add_argument("-o", "--output", help="folder for faig.json/png (default: experiments/<name>)")
+    p.set_defaults(func=cmd_faig)
+    p = sub.add_parser("compare", help="train several adapter methods on the same data and tabulate them")
+    _add_opt_args(p)
+    p.add_argument("--methods", default="colora,lora,svdiff,difffit,sct,bitfit,decoder,full")
+    p.add_argument("--pairs", default="", help="comma-separated training pair counts, e.g. 16,128")
+    p.set_defaults(func=cmd_compare)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="colora", description="PROD pre-training and contribution-based LoRA for image restoration.")
@@ -190,6 +251,7 @@ def build_parser():
     _add_pretrain(sub)
     _add_restore(sub)
     _add_eval(sub)
+    _add_finetune(sub)
 
     _add_degrade(sub)
     return parser

@@ -33,8 +33,9 @@ class TrainingError(ColoraError):
 
 
 class Trainer:
-    def __init__(self, opts, model=None, auto_resume=False, adapter_info=None):
-        """`model`: a prepared model with an active adapter (fine-tuning); None = build `network_g`."""
+    def __init__(self, opts, model=None, auto_resume=False, adapter_info=None, datasets=None):
+        """`model`: a prepared model with an active adapter (fine-tuning); None = build `network_g`.
+        `datasets`: (train, val) already built by the caller; None = build them from the options."""
         # A worker restarted by torchrun's elastic agent continues from the newest checkpoint.
         restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
         self.opts, self.auto_resume = opts, auto_resume or restarted
@@ -44,7 +45,8 @@ class Trainer:
         if opts.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(opts.manual_seed)
-        self.train_set, self.val_set = self._datasets()  # clear errors before anything is written
+        # datasets first: their errors (missing folder, unmatched files) come before anything is written
+        self.train_set, self.val_set = datasets if datasets is not None else self._datasets()
         self.model = model if model is not None else self._build_model()
         self.model.to(self.dist.device)
         self.finetune = model is not None
