@@ -70,7 +70,6 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t)
         self.loss_fn = build_loss(t.pixel_opt)
         self.ema = [p.detach().clone() for p in self.params] if t.ema_decay > 0 else None
-        self._ema_fn = get_ema_multi_avg_fn(t.ema_decay) if self.ema is not None else None
         self.iter, self.best = 0, {"psnr": -math.inf, "iter": 0}
         self._stop = None
 
@@ -131,7 +130,7 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 if self.ema is not None:
-                    self._ema_fn(self.ema, [p.detach() for p in self.params], None)
+                    self.update_ema()
                 self.iter += 1
                 running.append(loss.item())
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -172,6 +171,13 @@ class Trainer:
         kept = f"the last good state is {last}" if last else "no checkpoint had been saved yet"
         return (f"the loss became {loss.item()} at iteration {self.iter + 1}; training stopped and {kept}. "
                 "Lower train.optim_g.lr or set train.grad_clip")
+
+    def update_ema(self):
+        """EMA of the trained weights with a warm-up of the decay, min(decay, (1 + t) / (10 + t)):
+        with a fixed 0.999 the average of a 2,000-iteration run would still hold 13 % of the random
+        initial weights (TensorFlow's ExponentialMovingAverage uses the same num_updates rule)."""
+        decay = min(self.opts.train.ema_decay, (1 + self.iter) / (10 + self.iter))
+        get_ema_multi_avg_fn(decay)(self.ema, [p.detach() for p in self.params], None)
 
     # ---- validation ----------------------------------------------------------------------------
     @torch.no_grad()
