@@ -236,6 +236,31 @@ def _add_finetune(sub):
     p.set_defaults(func=cmd_compare)
 
 
+def cmd_demo(args):
+    from pathlib import Path
+
+    from colora.demo import run_demo
+
+    out = Path(args.output)
+    rows, swap_ms = run_demo(out, model_path=args.model, adapter_dir=args.adapter_dir, size=args.size)
+    wins = sum(r["adapter_psnr"] > r["base_psnr"] for r in rows)
+    print(f"\nadapter beats the base alone on {wins}/{len(rows)} tasks; swap {swap_ms:.1f} ms")
+    print(f"open {out / 'index.html'} in a browser (also {out / 'summary.md'}, grid_<task>.png, faig.png)")
+    print("next: fine-tune an adapter on your own pairs:\n  colora finetune -opt options/finetune/noise.yml "
+          "--set datasets.train.type=PairedFolderDataset --set datasets.train.dataroot_lq=my/lq "
+          "--set datasets.train.dataroot_gt=my/gt")
+    return 0
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="restore held-out photos for six tasks with the shipped base and adapters")
+    p.add_argument("-o", "--output", default="colora_demo", help="output folder (default colora_demo)")
+    p.add_argument("--model", default=None, help="base checkpoint (default: the shipped one)")
+    p.add_argument("--adapter-dir", default=None, help="folder of task adapters (default: the shipped ones)")
+    p.add_argument("--size", type=int, default=192, help="crop size (default 192)")
+    p.set_defaults(func=cmd_demo)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="colora", description="PROD pre-training and contribution-based LoRA for image restoration.")
@@ -252,6 +277,7 @@ def build_parser():
     _add_restore(sub)
     _add_eval(sub)
     _add_finetune(sub)
+    _add_demo(sub)
 
     _add_degrade(sub)
     return parser

@@ -258,7 +258,8 @@ class Trainer:
                 with self.ema_weights():
                     ema = {k: v.clone() for k, v in self.model.state_dict().items()}
             for name in (f"net_g_{self.iter}.safetensors", "net_g_latest.safetensors"):
-                save_checkpoint(models / name, state, params_ema=ema, network_g=self.opts.network_g)
+                save_checkpoint(models / name, state, params_ema=ema, network_g=self.opts.network_g,
+                                extra_metadata={"train_size": self.opts.datasets["train"].gt_size, "iter": self.iter})
             self.exp.prune(models, r"net_g_(\d+)\.safetensors", keep)
         self.exp.save_state(self.iter, self._state(), keep)
 

@@ -1,0 +1,85 @@
+"""Pack the default weights into colora/weights/ (called by make_default_weights.sh).
+
+    python scripts/pack_weights.py base CHECKPOINT colora/weights
+    python scripts/pack_weights.py adapters EXP_DIR colora/weights TASK...
+
+`base` keeps the EMA weights of the pre-training run as the shipped base (the adapters are then
+fine-tuned on exactly these weights, so their recorded base hash matches). `adapters` copies each
+task's adapter folder and records in its config and card, and in MANIFEST.json, the command, seed,
+iterations, wall time and validation PSNR of the run that made it.
+"""
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from colora.adapters.files import card  # noqa: E402
+from colora.checkpoint import load_state_dict, read_metadata, save_checkpoint  # noqa: E402
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def commands(exp):
+    """{task or 'pretrain': (command, seconds)} from the script's commands.log."""
+    lines = [ln.split(" ", 1) for ln in (Path(exp) / "commands.log").read_text().splitlines() if ln.strip()]
+    out = {}
+    for i, (t, cmd) in enumerate(lines):
+        end = float(lines[i + 1][0]) if i + 1 < len(lines) else None
+        key = "pretrain" if " pretrain " in cmd else cmd.split("options/finetune/")[1].split(".yml")[0]
+        out[key] = (cmd, end - float(t) if end else None)
+    return out
+
+
+def pack_base(ckpt, dest):
+    dest = Path(dest)
+    meta = read_metadata(ckpt)
+    state = load_state_dict(ckpt, "params_ema")  # falls back to params when no EMA was kept
+    exp = Path(ckpt).parents[1]
+    vals = [json.loads(x) for x in (exp / "logs" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    save_checkpoint(dest / "base.safetensors", state, network_g=json.loads(meta["network_g"]),
+                    extra_metadata={"train_size": meta.get("train_size", 64), "made_by": "scripts/make_default_weights.sh"})
+    manifest = {"base": {"file": "base.safetensors", "sha256": sha256(dest / "base.safetensors"),
+                         "command": "colora pretrain -opt options/pretrain/nafnet_tiny_prod.yml",
+                         "seed": 0, "iterations": vals[-1]["iter"] if vals else None,
+                         "val_psnr": vals[-1].get("psnr") if vals else None,
+                         "val_input_psnr": vals[0].get("input_psnr") if vals else None}}
+    (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def pack_adapters(exp, dest, tasks):
+    dest = Path(dest)
+    manifest = json.loads((dest / "MANIFEST.json").read_text())
+    cmds = commands(exp)
+    if "pretrain" in cmds:
+        manifest["base"]["seconds"] = cmds["pretrain"][1]
+    manifest["adapters"] = {}
+    for task in tasks:
+        src = Path(exp) / f"{task}_colora" / "adapter"
+        out = dest / "adapters" / task
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(src, out)
+        cfg = json.loads((out / "adapter_config.json").read_text())
+        cmd, seconds = cmds.get(task, (None, None))
+        cfg["training"] = dict(cfg.get("training") or {}, command=cmd, seed=0, seconds=seconds)
+        (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        (out / "README.md").write_text(card(cfg))
+        manifest["adapters"][task] = {"folder": f"adapters/{task}",
+                                      "sha256": sha256(out / "adapter_model.safetensors"),
+                                      "command": cmd, "seconds": seconds,
+                                      "iterations": cfg["training"].get("iteration"),
+                                      "val_psnr_base": cfg.get("validation", {}).get("base", {}).get("psnr"),
+                                      "val_psnr_adapted": cfg.get("validation", {}).get("adapted", {}).get("psnr")}
+    (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "base":
+        pack_base(sys.argv[2], sys.argv[3])
+    else:
+        pack_adapters(sys.argv[2], sys.argv[3], sys.argv[4:])
