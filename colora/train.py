@@ -42,6 +42,7 @@ class Trainer:
         self.dist = setup_distributed()
         self.exp = Experiment(opts.path.experiments_root, opts.name, writer=self.dist.is_main)
         self.adapter_info = adapter_info or {}
+        self._was_deterministic = torch.are_deterministic_algorithms_enabled()
         if opts.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(opts.manual_seed)
@@ -315,6 +316,7 @@ class Trainer:
                 "experiment": str(self.exp.dir)}
 
     def close(self):
+        torch.use_deterministic_algorithms(self._was_deterministic)
         self.exp.close()
         cleanup_distributed()
 
