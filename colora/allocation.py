@@ -11,7 +11,8 @@ since a rank-r LoRA of a d x k weight has r (d + k) parameters, r_i makes exactl
 trainable. alpha is found by bisection so that the adapter's trainable parameters -- LoRA plus the
 biases / norms / layer scales it also trains -- hit `budget` x (base parameters); a final pass
 moves single ranks (highest scores first) to land within 1 % when rounding leaves a gap.
-beta (default 0) gives every layer a floor; delta_max (default 0.5, the paper's colour bar) a cap.
+beta (default 0) gives every layer a floor; delta_max (default 0.5, the paper's colour bar) a cap,
+so a budget above ~delta_max cannot be met: that is an error, not a silently smaller adapter.
 """
 import re
 
@@ -74,6 +75,10 @@ def allocate_ranks(model, rows, budget, cfg=None, beta=0.0, delta_max=0.5, base_
         lo, hi = (mid, hi) if total(ranks_for(mid)) < target else (lo, mid)
     ranks = min((ranks_for(lo), ranks_for(hi)), key=lambda r: abs(total(r) - target))
     ranks = _nudge(ranks, shapes, norm, target, total, delta_max)
+    if total(ranks) < 0.99 * target:  # every layer at delta_max: the budget is out of reach
+        raise ColoraError(f"adapter.budget {budget} cannot be met: with at most {delta_max:g} of each layer made "
+                          f"trainable (delta_max), CoLoRA reaches {total(ranks):,} parameters "
+                          f"({total(ranks) / base_params:.3f} of the base); lower the budget")
     table = [{"name": p, "score": scores[p], "s": norm[p], "delta": ranks[p] * sum(shapes[p]) / (shapes[p][0] * shapes[p][1]),
               "rank": ranks[p], "params": ranks[p] * sum(shapes[p])} for p in shapes]
     return ranks, table, total(ranks)

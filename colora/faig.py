@@ -71,8 +71,9 @@ def part_of(model, path):
 
 
 def block_of(path):
-    """The block a module belongs to: 'encoders.1.0' for 'encoders.1.0.conv1', else the layer."""
-    m = re.match(r"^((?:[A-Za-z_]+\d*\.)?(?:\d+\.)*\d+)\.", path)
+    """The block a module belongs to: 'encoders.1.0' for 'encoders.1.0.conv1' and for the block
+    'encoders.1.0' itself (its layer scales), else the layer."""
+    m = re.match(r"^((?:[A-Za-z_]+\d*\.)?(?:\d+\.)*\d+)(?:\.|$)", path)
     return m.group(1) if m else path
 
 

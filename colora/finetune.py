@@ -122,7 +122,9 @@ def finetune(opts, auto_resume=False):
         if cfg["faig_profile"]:
             rows = faig.load_profile(cfg["faig_profile"])
             exp_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy(cfg["faig_profile"], exp_dir / "faig.json")
+            copy_to = exp_dir / "faig.json"  # unless it is that file (a rerun reusing its own profile)
+            if not copy_to.exists() or not copy_to.samefile(cfg["faig_profile"]):
+                shutil.copy(cfg["faig_profile"], copy_to)
             faig.plot_profile(exp_dir / "faig.png", rows)
         else:
             rows = run_faig(opts, model, train_set, exp_dir)
