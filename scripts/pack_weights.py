@@ -30,7 +30,12 @@ def commands(exp):
     out = {}
     for i, (t, cmd) in enumerate(lines):
         end = float(lines[i + 1][0]) if i + 1 < len(lines) else None
-        key = "pretrain" if " pretrain " in cmd else cmd.split("options/finetune/")[1].split(".yml")[0]
+        if " pretrain " in cmd:
+            key = "pretrain"
+        elif "options/finetune/" in cmd:
+            key = cmd.split("options/finetune/")[1].split(".yml")[0]
+        else:
+            continue  # the closing time stamp
         out[key] = (cmd, end - float(t) if end else None)
     return out
 
