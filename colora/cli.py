@@ -128,7 +128,7 @@ def _add_model_args(p):
     p.add_argument("--force", action="store_true", help="apply adapters made for another base anyway")
     p.add_argument("-t", "--tile", type=int, default=0, help="tile size in pixels; 0 = whole image")
     p.add_argument("--tile-pad", type=int, default=32, help="overlap of neighbouring tiles (default 32)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AVX-512 BF16/AMX)")
+    p.add_argument("--bf16", action="store_true", help="run in bfloat16 (fast on CPUs with AVX512-BF16 / AMX)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--max-pixels", type=float, default=200, help="skip images over this many megapixels (200)")
 
