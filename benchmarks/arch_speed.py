@@ -2,8 +2,9 @@
 
     python benchmarks/arch_speed.py [--repeat 5] [--size 256]
 
-Modes: eager NCHW fp32 (the baseline), channels_last, channels_last + inference_mode, and
-channels_last + inference_mode + bf16 autocast. Prints each mode's median time and its speed-up
+Modes: eager NCHW fp32 (the baseline), channels_last, channels_last + inference_mode,
+channels_last + inference_mode + bf16 autocast, and the whole model cast to bf16 (what
+`colora restore --bf16` runs). Prints each mode's median time and its speed-up
 over the baseline, and how far the bf16 output is from fp32 on a real photo (astronaut, noisy).
 The weights are random (no published checkpoint can be downloaded here) with NAFNet's layer scales
 beta/gamma drawn at 0.1 scale so that every block contributes; speed does not depend on the values.
@@ -60,20 +61,27 @@ def main(argv=None):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return model_cl(x_cl).float()
 
+    def bf16_weights():
+        with torch.inference_mode():
+            return model_bf(x_cl.to(torch.bfloat16)).float()
+
     rows, base = [], None
     out32 = eager()
     modes = [("eager NCHW fp32", eager, "fp32"), ("channels_last", channels_last, "fp32"),
-             ("channels_last + inference_mode", inference, "fp32"), ("channels_last + bf16 autocast", bf16, "bf16")]
-    model_cl = None
+             ("channels_last + inference_mode", inference, "fp32"), ("channels_last + bf16 autocast", bf16, "bf16"),
+             ("channels_last + bf16 weights (colora restore --bf16)", bf16_weights, "bf16")]
+    model_cl = model_bf = None
     for label, fn, _ in modes:
         if label != "eager NCHW fp32" and model_cl is None:
             import copy
 
             model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            model_bf = copy.deepcopy(model_cl).to(torch.bfloat16)
         t = timeit(fn, repeat=args.repeat)
         base = base or t
         rows.append([label, f"{t * 1000:.0f}", f"{base / t:.2f}x"])
     out_bf = bf16()
+    out_bw = bf16_weights()
     ref = out32[0].clamp(0, 1).permute(1, 2, 0).numpy()
     low = out_bf[0].clamp(0, 1).permute(1, 2, 0).numpy()
     p32, pbf = calculate_psnr(ref, clean), calculate_psnr(low, clean)
@@ -83,6 +91,8 @@ def main(argv=None):
     print(f"\nbf16 vs fp32 on the astronaut photo (sigma 25 noise): PSNR to clean {p32:.3f} dB (fp32) vs "
           f"{pbf:.3f} dB (bf16), difference {pbf - p32:+.3f} dB; bf16 output vs fp32 output "
           f"{calculate_psnr(low, ref):.1f} dB")
+    lw = out_bw[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    print(f"bf16 weights: PSNR to clean {calculate_psnr(lw, clean):.3f} dB, difference {calculate_psnr(lw, clean) - p32:+.3f} dB")
 
 
 if __name__ == "__main__":

@@ -71,9 +71,9 @@ class NAFBlock(nn.Module):
     def forward(self, inp):
         x = self.sg(self.conv2(self.conv1(self.norm1(inp))))
         x = self.conv3(x * self.sca(x))
-        y = inp + x * self.beta
+        y = torch.addcmul(inp, x, self.beta)  # inp + x * beta in one pass over memory
         x = self.conv5(self.sg(self.conv4(self.norm2(y))))
-        return y + x * self.gamma
+        return torch.addcmul(y, x, self.gamma)
 
 
 @register_arch
