@@ -120,6 +120,8 @@ class AdapterHub(nn.Module):
         ref = next((p for p in model.parameters()), None)
         if ref is not None:
             group.to(device=ref.device)
+        for p in group.parameters():
+            p.requires_grad_(False)  # until activated (DDP rejects parameters that get no grad)
         self.adapters[name] = group
         self.configs[name] = dict(config, layers={p: [t.spec() for t in self._tuners(name, p)] for p in layers})
         return group
@@ -149,12 +151,14 @@ class AdapterHub(nn.Module):
         if name is not None and name not in self.adapters:
             known = ", ".join(self.adapters) or "none"
             raise AdapterError(f"no adapter named '{name}' is attached (attached: {known})")
-        self.active = name
-        for other, group in self.adapters.items():
-            for p in group.parameters():
+        previous, self.active = self.active, name
+        # Only the active adapter's tensors require grad (DDP rejects unused ones); touching just
+        # the two adapters that change keeps a switch O(size of those two).
+        for other in {previous, name} - {None}:
+            for p in self.adapters[other].parameters():
                 p.requires_grad_(other == name)
         if self.merged:
-            self._install_merged()
+            self._install_merged(self._paths_of(previous) | self._paths_of(name))
 
     def set_strength(self, strength):
         """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""
@@ -177,20 +181,32 @@ class AdapterHub(nn.Module):
             for pname, slot in slots.items():
                 self._owners[path]._parameters[pname] = slot.base
 
+    def _paths_of(self, name):
+        """Owner paths an adapter touches (None: none)."""
+        if name is None or name not in self.adapters:
+            return set()
+        return {key.replace("__", ".") for key in self.adapters[name].keys()}
+
     @torch.no_grad()
-    def _install_merged(self):
-        for path, slots in self._slots.items():
-            owner = self._owners[path]
-            tuners = self._tuners(self.active, path) if self.active else []
-            values = self._effective(path, tuners) if tuners else {}
+    def _install_merged(self, paths=None):
+        """Install merged tensors of the active adapter on `paths` (default: every tracked owner),
+        writing base + strength * delta straight into per-slot buffers (one pass, no temporaries)."""
+        for path in self._slots if paths is None else paths:
+            slots, owner = self._slots[path], self._owners[path]
+            tuners = self._tuners(self.active, path) if self.active else ()
+            deltas = self._deltas(path, tuners) if tuners else {}
             for pname, slot in slots.items():
-                if pname not in values:
+                if pname not in deltas:
                     owner._parameters[pname] = slot.base
                     continue
-                value = values[pname]
-                if slot.merged is None or slot.merged.shape != value.shape:
-                    slot.merged = nn.Parameter(torch.empty_like(value), requires_grad=False)
-                slot.merged.copy_(value)
+                delta, base = deltas[pname], slot.base
+                if slot.merged is None or slot.merged.shape != delta.shape:
+                    slot.merged = nn.Parameter(torch.empty_like(base if base is not None else delta),
+                                               requires_grad=False)
+                if base is None:
+                    torch.mul(delta, self.strength, out=slot.merged)
+                else:
+                    torch.add(base, delta.to(base.dtype), alpha=self.strength, out=slot.merged)
                 owner._parameters[pname] = slot.merged
 
     # ---- forward mechanics ---------------------------------------------------------------------
@@ -199,13 +215,18 @@ class AdapterHub(nn.Module):
         key = _escape(path)
         return group[key] if key in group else ()
 
-    def _effective(self, path, tuners):
-        slots = self._slots[path]
-        base = {pname: slot.base for pname, slot in slots.items()}
+    def _deltas(self, path, tuners):
+        """{param name: summed delta of `tuners`} for one owner."""
+        base = {pname: slot.base for pname, slot in self._slots[path].items()}
         total = defaultdict(lambda: 0)
         for tuner in tuners:
             for pname, delta in tuner.deltas(base).items():
                 total[pname] = total[pname] + delta
+        return total
+
+    def _effective(self, path, tuners):
+        base = {pname: slot.base for pname, slot in self._slots[path].items()}
+        total = self._deltas(path, tuners)
         out = {}
         for pname, delta in total.items():
             b = base[pname]
