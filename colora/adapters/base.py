@@ -17,7 +17,6 @@ Base parameter names never change, so `base_state_dict` is the plain network's s
 """
 import math
 import re
-from collections import defaultdict
 
 import torch
 from torch import nn
@@ -144,6 +143,7 @@ class AdapterHub(nn.Module):
             self.activate(None)
         del self.adapters[name]
         del self.configs[name]
+        self.__dict__.get("_param_cache", {}).pop(name, None)
 
     # ---- switching ---------------------------------------------------------------------------
     def activate(self, name):
@@ -155,7 +155,7 @@ class AdapterHub(nn.Module):
         # Only the active adapter's tensors require grad (DDP rejects unused ones); touching just
         # the two adapters that change keeps a switch O(size of those two).
         for other in {previous, name} - {None}:
-            for p in self.adapters[other].parameters():
+            for p in self._params_of(other):
                 p.requires_grad_(other == name)
         if self.merged:
             self._install_merged(self._paths_of(previous) | self._paths_of(name))
@@ -180,6 +180,13 @@ class AdapterHub(nn.Module):
         for path, slots in self._slots.items():
             for pname, slot in slots.items():
                 self._owners[path]._parameters[pname] = slot.base
+
+    def _params_of(self, name):
+        """The adapter's parameters, listed once (walking the module tree costs ms on big nets)."""
+        cache = self.__dict__.setdefault("_param_cache", {})
+        if name not in cache:
+            cache[name] = list(self.adapters[name].parameters())
+        return cache[name]
 
     def _paths_of(self, name):
         """Owner paths an adapter touches (None: none)."""
@@ -218,10 +225,10 @@ class AdapterHub(nn.Module):
     def _deltas(self, path, tuners):
         """{param name: summed delta of `tuners`} for one owner."""
         base = {pname: slot.base for pname, slot in self._slots[path].items()}
-        total = defaultdict(lambda: 0)
+        total = {}
         for tuner in tuners:
             for pname, delta in tuner.deltas(base).items():
-                total[pname] = total[pname] + delta
+                total[pname] = delta if pname not in total else total[pname] + delta
         return total
 
     def _effective(self, path, tuners):
