@@ -144,6 +144,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--train-steps", type=int, default=4)
+    ap.add_argument("--skip-train", action="store_true", help="only sizes, inference and swap times")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -161,6 +162,8 @@ def main(argv=None):
         ["LoRA unmerged", f"{t_unmerged * 1e3:.0f}", f"{t_unmerged / t_base:.3f}x", "<= 1.10x", verdict(t_unmerged / t_base <= 1.10)],
         ["swap A->B, merged", f"{swap * 1e3:.1f}", "", "<= 20 ms", verdict(swap <= 0.020)],
         ["switch A->B, unmerged", f"{switch * 1e3:.3f}", "", "<= 1 ms", verdict(switch <= 0.001)]]))
+    if args.skip_train:
+        return
     results = {}
     for m in ["plain"] + METHODS:
         out = subprocess.run([sys.executable, __file__, "--child", m, "--tmp", tmp,
