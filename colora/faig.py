@@ -77,9 +77,32 @@ def block_of(path):
     return m.group(1) if m else path
 
 
+@torch.no_grad()
+def forward_order(model):
+    """{module path: rank} in the order modules first run in a forward pass (registration order is
+    not forward order: NAFNet registers `ending` second and the middle blocks after the decoder)."""
+    order, hooks = {}, []
+    def seen(path):
+        def hook(module, args):  # returns None: a pre-hook's return value would replace the input
+            order.setdefault(path, len(order))
+        return hook
+
+    for path, module in model.named_modules():
+        hooks.append(module.register_forward_pre_hook(seen(path)))
+    try:
+        side = 2 * getattr(model, "pad_multiple", 16)
+        ref = next(model.parameters())
+        chans = getattr(model, "network_g", {}).get("img_channel") or getattr(model, "network_g", {}).get("inp_channels") or 3
+        model(torch.zeros(1, chans, side, side, device=ref.device, dtype=ref.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return order
+
+
 def layer_table(model, scores):
-    """Rows in forward (registration) order: one per module that owns parameters, with the score of
-    each category of its tensors and their total, parameter counts, part and block."""
+    """Rows in forward order: one per module that owns parameters, with the score of each category
+    of its tensors and their total, parameter counts, part and block."""
     rows, index = {}, {}
     for path, pname, category in classify_parameters(model):
         full = f"{path}.{pname}" if path else pname
@@ -95,7 +118,8 @@ def layer_table(model, scores):
         row["counts"][category] = row["counts"].get(category, 0) + n
         row["params"] += n
         row["score"] += s
-    return [rows[p] for p in sorted(rows, key=index.get)]
+    order = forward_order(model)
+    return [rows[p] for p in sorted(rows, key=lambda p: (order.get(p, len(order) + index[p]), index[p]))]
 
 
 def block_table(rows):

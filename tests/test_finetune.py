@@ -305,7 +305,9 @@ def test_layer_table_parts_blocks_and_categories(full_profile):
     model, rows = full_profile
     names = [r["name"] for r in rows]
     owners = [p for p, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
-    assert names == owners  # one row per parameter-owning module, in registration order
+    assert sorted(names) == sorted(owners) and len(names) == len(owners)  # one row per owner
+    assert names[0] == "intro" and names[-1] == "ending"  # forward order, like the paper's chart
+    assert names.index("middle_blks.0.conv1") < names.index("ups.0.0") < names.index("decoders.0.0.conv1")
     assert sum(r["params"] for r in rows) == sum(p.numel() for p in model.parameters())
     seen = set()
     for r in rows:
