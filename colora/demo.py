@@ -19,7 +19,7 @@ from colora.imageio import bundled_photos, to_uint8, write_image
 from colora.metrics import calculate_psnr
 
 DEMO_TASKS = ("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")
-HELD_OUT = ("chelsea", "motorcycle_left")  # never used by the presets' training pairs
+HELD_OUT = ("chelsea", "motorcycle_left")  # never used by the fine-tuning presets' training pairs
 
 
 def crops(size, per_photo=1):
@@ -141,7 +141,8 @@ def write_html(out, rows, swap_ms, faig_task, faig_png, elapsed):
              "td,th{padding:4px 8px;text-align:center}table{border-collapse:collapse}tr:nth-child(even){background:#f3f3f3}"
              "</style></head><body><h1>colora demo</h1>",
              f"<p>One PROD-pre-trained base, one CoLoRA adapter per task, swapped in place "
-             f"({swap_ms:.1f} ms per swap). Crops of photos never used in training. Total {elapsed:.0f} s.</p>",
+             f"({swap_ms:.1f} ms per swap). Crops of photos the adapters never saw in training (the PROD base "
+             f"was pre-trained on all bundled photos). Total {elapsed:.0f} s.</p>",
              "<table><tr><th>task</th><th>degraded</th><th>base alone</th><th>base + adapter</th><th>clean</th></tr>"]
     for r in rows:
         for name, files, p_in, p_base, p_ad in r["cells"]:
