@@ -112,6 +112,7 @@ def finetune(opts, auto_resume=False):
     cfg = dataclasses.asdict(opts.adapter)
     if not 0.0 < cfg["budget"] < 1.0:
         raise ColoraError(f"adapter.budget must be between 0 and 1, got {cfg['budget']}")
+    torch.manual_seed(opts.manual_seed)  # LoRA's A init and FAIG's theta_t: same seed, same adapter
     model, base_path = load_base(opts)
     train_set, val_set = task_datasets(opts)
     exp_dir = Path(opts.path.experiments_root) / opts.name
