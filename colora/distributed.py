@@ -41,13 +41,13 @@ def cleanup_distributed():
         dist.destroy_process_group()
 
 
-def broadcast_flag(flag, info):
-    """True on every rank if it is True on any rank (e.g. 'stop now' after a signal)."""
+def broadcast_flags(flags, info):
+    """Each flag True on every rank if it is True on any rank (one all-reduce for all of them)."""
     if info.world_size == 1:
-        return bool(flag)
-    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return tuple(bool(v > 0) for v in t.tolist())
 
 
 class IterationSampler(torch.utils.data.Sampler):

@@ -138,7 +138,7 @@ class Restorer:
         arr = np.asarray(image)
         dtype = arr.dtype
         scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
-        pixels = arr.astype(np.float32) / scale if scale != 1.0 else arr.astype(np.float32)
+        pixels = arr.astype(np.float32) / scale if scale != 1.0 else arr.astype(np.float32, copy=False)
         squeeze = pixels.ndim == 2
         if squeeze:
             pixels = pixels[..., None]

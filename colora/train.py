@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
-from colora.distributed import IterationSampler, broadcast_flag, cleanup_distributed, setup_distributed
+from colora.distributed import IterationSampler, broadcast_flags, cleanup_distributed, setup_distributed
 from colora.errors import ColoraError
 from colora.experiment import Experiment, Timer, load_state, rng_states, set_rng_states
 from colora.losses import build_loss
@@ -165,7 +165,7 @@ class Trainer:
     def _flags(self, loss):
         """(stop requested, loss not finite) agreed by all ranks."""
         bad = not torch.isfinite(loss.detach()).all().item()
-        return broadcast_flag(self._stop is not None, self.dist), broadcast_flag(bad, self.dist)
+        return broadcast_flags((self._stop is not None, bad), self.dist)
 
     def _nan_message(self, loss):
         last = self.exp.latest_state()
