@@ -107,6 +107,24 @@ def _nudge(ranks, shapes, norm, target, total, delta_max):
     return ranks
 
 
+def uniform_rank(model, budget, cfg=None, base_params=None):
+    """The one LoRA rank for every adapted layer whose trainable count (LoRA plus whatever extras
+    `cfg` trains) is nearest `budget` x base: uniform LoRA "at the same budget" as CoLoRA, the
+    comparison of the paper's fine-tuning ablation. Ranks clamp at min(d, k) as LoRA does."""
+    shapes = layer_shapes(model)
+    if base_params is None:
+        base_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("colora_adapters."))
+    extra = extra_param_count(model, dict(cfg or {}, train_bias=(cfg or {}).get("train_bias") or False,
+                                          train_norm=(cfg or {}).get("train_norm") or False,
+                                          train_layer_scale=(cfg or {}).get("train_layer_scale") or False))
+
+    def total(r):
+        return extra + sum(min(r, d, k) * (d + k) for d, k in shapes.values())
+
+    top = max(min(d, k) for d, k in shapes.values())
+    return min(range(1, top + 1), key=lambda r: abs(total(r) - budget * base_params))
+
+
 def rank_pattern(ranks):
     """Exact-path patterns for `adapter.rank_pattern` (rank 0 = no LoRA on that layer)."""
     return {f"^{re.escape(p)}$": r for p, r in ranks.items()}

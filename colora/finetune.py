@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from colora import faig
-from colora.allocation import allocate_ranks, format_table, rank_pattern
+from colora.allocation import allocate_ranks, format_table, rank_pattern, uniform_rank
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint
 from colora.errors import ColoraError
@@ -133,6 +133,9 @@ def finetune(opts, auto_resume=False):
         cfg["rank_pattern"] = rank_pattern(ranks)
         log.info("CoLoRA ranks (budget %.1f %%, %d trainable parameters):\n%s",
                  100 * cfg["budget"], total, format_table(table))
+    if cfg["match_budget"]:
+        cfg["rank"] = uniform_rank(model, cfg["budget"], cfg)
+        log.info("uniform LoRA rank %d fills the budget of %.1f %%", cfg["rank"], 100 * cfg["budget"])
     calib = [lq for lq, _ in batches_of(train_set, 8)] if cfg["method"] == "sct" else None
     attach_adapter(model, cfg, name=name, calib=calib)
     n, pct = count_trainable(model)

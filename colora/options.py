@@ -199,6 +199,7 @@ class AdapterOpt(Section):
     target: List[str] = field(default_factory=list)  # regexes or part names; empty = method default
     rank_pattern: Dict[str, int] = field(default_factory=dict)
     budget: float = 0.07  # CoLoRA: trainable fraction of the base
+    match_budget: bool = False  # LoRA: one rank for all layers, chosen so the adapter fills `budget`
     train_bias: Optional[bool] = None  # None = the method's default (CoLoRA: true, LoRA: false)
     train_norm: Optional[bool] = None
     train_layer_scale: Optional[bool] = None
@@ -216,6 +217,9 @@ class AdapterOpt(Section):
             raise OptionsError(f"{where}.budget must be between 0 and 1 (a fraction of the base), got {self.budget}")
         if self.rank < 0:
             raise OptionsError(f"{where}.rank must be 0 or more, got {self.rank}")
+        if self.match_budget and self.method != "lora":
+            raise OptionsError(f"{where}.match_budget picks a uniform LoRA rank, so it needs method: lora "
+                               f"(got {self.method}); remove it or set method: lora")
 
 
 @dataclass

@@ -35,7 +35,7 @@ from skimage import data as skimage_data
 
 from colora import cli, faig
 from colora.adapters import attach_adapter, count_trainable, load_adapter
-from colora.allocation import allocate_ranks, extra_param_count, layer_shapes, rank_pattern
+from colora.allocation import allocate_ranks, extra_param_count, layer_shapes, rank_pattern, uniform_rank
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
 from colora.compare import compare
@@ -393,6 +393,22 @@ def test_allocation_meets_the_budget_and_counts_like_the_adapter(preset_model, b
     assert abs(pct / 100 - budget) <= 0.01 * budget
 
 
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_uniform_lora_rank_is_the_one_nearest_the_budget(preset_model, budget):
+    """`adapter.match_budget`: uniform LoRA at CoLoRA's budget (the paper's equal-budget ablation)."""
+    base_params = sum(p.numel() for p in preset_model.parameters())
+
+    def trainable(rank):
+        model = copy.deepcopy(preset_model)
+        attach_adapter(model, {"method": "lora", "rank": rank}, name="t")
+        return count_trainable(model)[0]
+
+    r = uniform_rank(preset_model, budget, {"method": "lora"})
+    gaps = [abs(trainable(q) - budget * base_params) for q in (r - 1, r, r + 1) if q >= 1]
+    assert abs(trainable(r) - budget * base_params) == min(gaps)
+    assert trainable(r) < trainable(r + 1)  # not clamped flat: the rank still buys parameters
+
+
 @pytest.mark.parametrize("cfg", [{"train_norm": False}, {"train_bias": False, "train_layer_scale": False},
                                  {"train_depthwise": True}])
 def test_allocation_counts_the_extras_each_setting_trains(preset_model, cfg):
@@ -578,10 +594,11 @@ def bad_input_cases(work, tmp_path):
         "budget0": (["adapter.budget=0"], r"budget must be between 0 and 1.*got 0"),
         "budget1.5": (["adapter.budget=1.5"], r"budget must be between 0 and 1.*got 1\.5"),
         "method": (["adapter.method=lorax"], r"adapter\.method is 'lorax'; choose one of: colora, lora"),
+        "match_budget": (["adapter.match_budget=true"], r"match_budget picks a uniform LoRA rank.*method: lora"),
     }
 
 
-@pytest.mark.parametrize("case", ["checkpoint", "folder", "budget0", "budget1.5", "method"])
+@pytest.mark.parametrize("case", ["checkpoint", "folder", "budget0", "budget1.5", "method", "match_budget"])
 def test_bad_inputs_are_one_line_errors_before_training(work, tmp_path, case):
     sets, pattern = bad_input_cases(work, tmp_path)[case]
     exp = tmp_path / "exp"

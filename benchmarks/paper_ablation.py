@@ -1,0 +1,231 @@
+"""The paper's two ablations at CPU scale: pre-training (random init / fixed order / single
+degradation / PROD, each fine-tuned fully) and fine-tuning method (full, decoder, uniform LoRA,
+CoLoRA, SVDiff, DiffFit, SCT, BitFit on the PROD base), at 16 and 128 training pairs, over seeds.
+
+    python benchmarks/paper_ablation.py --profile quick --jobs 2          # <= 90 min on 2 cores
+    python benchmarks/paper_ablation.py --profile full --budget-minutes 120   # rerun to continue
+    python benchmarks/paper_ablation.py --profile quick --report-only
+
+Every finished cell is one JSON line in OUT/results.jsonl; a rerun skips it, and `--budget-minutes`
+stops starting cells once spent (running cells finish). The report (OUT/report.md + OUT/ablation.png,
+benchmarks/ablation_report.py) is written after every run from whatever cells are done.
+
+Data, chosen so nothing evaluated was seen in training: pre-training and fine-tuning use six of
+the photos bundled with scikit-image; every cell is evaluated on the same fixed crops of the other
+two (chelsea, motorcycle_left). The held-out tasks' degradations are excluded from every
+pre-training mix (degradations.exclude), as the paper's real tasks are unseen by PROD. The presets
+are the shipped ones (options/pretrain/nafnet_tiny_prod.yml, options/finetune/<task>.yml) with
+the overrides below, so a cell is one `colora pretrain` / `colora finetune` run.
+"""
+import argparse
+import contextlib
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TRAIN_PHOTOS = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
+EVAL_PHOTOS = ["chelsea", "motorcycle_left"]
+PRETRAINS = ("random", "fixed", "single", "prod")
+METHODS = ("full", "decoder", "lora", "colora", "svdiff", "difffit", "sct", "bitfit")
+# Learning rates: the adapters use the presets' 2e-3; full and decoder fine-tuning, which move
+# every weight of their part, use the pre-training rate 1e-3 (the paper does not give its rates).
+LR = {"full": 1e-3, "decoder": 1e-3}
+TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]
+
+PROFILES = {
+    "quick": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"], tasks=["raindrop"],
+                  pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=1500, finetune_iter=400, net=[],
+                  gt_size=64, eval_size=96, eval_samples=24, faig=[]),
+    "full": dict(pretrains=list(PRETRAINS), methods=list(METHODS), tasks=["raindrop", "rain_raindrop"],
+                 pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=6000, finetune_iter=1000, net=[],
+                 gt_size=64, eval_size=96, eval_samples=24, faig=[]),
+    # seconds, for the test: every code path of quick on an 8-wide 2-level NAFNet
+    "toy": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"], tasks=["raindrop"],
+                pairs=[4], seeds=[0, 1], pretrain_iter=6, finetune_iter=4, net=TINY, gt_size=32, eval_size=32,
+                eval_samples=2, faig=["adapter.faig_steps=2", "adapter.faig_images=2", "adapter.faig_tune_iter=2",
+                                      "adapter.budget=0.3"]),
+}
+
+
+def cells(p):
+    """Pre-training cells, then fine-tuning cells ordered seed-first (paired comparisons fill early):
+    every pre-training variant with full fine-tuning, and every method on the PROD base."""
+    pre = [{"kind": "pretrain", "pretrain": v} for v in p["pretrains"]]
+    ft = []
+    for seed in p["seeds"]:
+        for pairs in p["pairs"]:
+            for task in p["tasks"]:
+                runs = [(v, "full") for v in p["pretrains"] if v != "prod"]
+                runs += [("prod", m) for m in p["methods"]] if "prod" in p["pretrains"] else []
+                ft += [{"kind": "finetune", "pretrain": v, "method": m, "task": task, "pairs": pairs, "seed": seed}
+                       for v, m in runs]
+    return pre + ft
+
+
+def cell_id(c):
+    if c["kind"] == "pretrain":
+        return f"pre_{c['pretrain']}"
+    return f"{c['task']}_{c['pretrain']}_{c['method']}_p{c['pairs']}_s{c['seed']}"
+
+
+def base_path(out, variant):
+    if variant == "random":
+        return out / "runs" / "pre_random.safetensors"
+    return out / "runs" / f"pre_{variant}" / "models" / "net_g_latest.safetensors"
+
+
+def pretrain_sets(p, out, variant):
+    n = p["pretrain_iter"]
+    return p["net"] + [
+        f"name=pre_{variant}", f"path.experiments_root={out / 'runs'}", "manual_seed=0",
+        f"degradations.mode={'prod' if variant == 'random' else variant}", f"degradations.exclude=[{','.join(p['tasks'])}]",
+        f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.train.gt_size={p['gt_size']}",
+        f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]", f"datasets.val.gt_size={p['eval_size']}",
+        f"datasets.val.num_samples={p['eval_samples']}", f"train.total_iter={n}",
+        f"train.warmup_iter={min(50, n // 10)}", f"val.val_freq={n}", f"logger.print_freq={n}",
+        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"]
+
+
+def finetune_sets(p, out, c):
+    n = p["finetune_iter"]
+    sets = p["net"] + p["faig"] + [
+        f"name=ft/{cell_id(c)}", f"path.experiments_root={out / 'runs'}", f"manual_seed={c['seed']}",
+        f"path.pretrain_network_g={base_path(out, c['pretrain'])}",
+        f"path.param_key_g={'params' if c['pretrain'] == 'random' else 'params_ema'}",
+        f"adapter.method={c['method']}", f"datasets.train.num_pairs={c['pairs']}",
+        f"datasets.train.seed={100 + c['seed']}", f"datasets.train.gt_size={p['gt_size']}",
+        f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]",
+        f"datasets.val.gt_size={p['eval_size']}", f"datasets.val.num_samples={p['eval_samples']}",
+        "datasets.val.seed=7", f"train.total_iter={n}", f"train.warmup_iter={min(20, n // 10)}",
+        f"train.optim_g.lr={LR.get(c['method'], 2e-3)}", f"val.val_freq={n}", f"logger.print_freq={n}",
+        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"]
+    if c["method"] == "lora":
+        sets.append("adapter.match_budget=true")  # uniform LoRA at CoLoRA's budget
+    return sets
+
+
+def run_cell(c, p, out, threads):
+    """One cell in this process; its log (progress bars included) goes to OUT/runs/<cell>.log."""
+    import torch
+
+    from colora.options import load_options
+
+    torch.set_num_threads(threads)
+    logfile = out / "runs" / f"{cell_id(c)}.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    t = time.time()
+    with open(logfile, "w") as fh, contextlib.redirect_stderr(fh):
+        if c["kind"] == "pretrain":
+            row = _pretrain(c, p, out)
+        else:
+            from colora.finetune import finetune
+
+            opts = load_options(ROOT / "options" / "finetune" / f"{c['task']}.yml", finetune_sets(p, out, c))
+            s = finetune(opts)
+            size = (Path(s["adapter"]) / "adapter_model.safetensors").stat().st_size
+            row = {"psnr": s["adapted"]["psnr"], "ssim": s["adapted"]["ssim"], "base_psnr": s["base"]["psnr"],
+                   "trainable_percent": s["trainable_percent"], "trainable_params": s["trainable_params"],
+                   "adapter_kb": size / 1024}
+    return dict(c, id=cell_id(c), seconds=time.time() - t, iterations=p["pretrain_iter" if c["kind"] == "pretrain"
+                                                                       else "finetune_iter"], **row)
+
+
+def _pretrain(c, p, out):
+    import torch
+
+    from colora.archs import build_arch
+    from colora.checkpoint import save_checkpoint
+    from colora.options import load_options
+    from colora.train import pretrain
+
+    opts = load_options(ROOT / "options" / "pretrain" / "nafnet_tiny_prod.yml", pretrain_sets(p, out, c["pretrain"]))
+    if c["pretrain"] == "random":  # the paper's "random init": the same network, seeded, untrained
+        torch.manual_seed(0)
+        model = build_arch(opts.network_g)
+        save_checkpoint(base_path(out, "random"), model.state_dict(), network_g=opts.network_g.to_dict())
+        return {}
+    pretrain(opts)
+    lines = (out / "runs" / f"pre_{c['pretrain']}" / "logs" / "metrics.jsonl").read_text().splitlines()
+    vals = [json.loads(x) for x in lines if '"val"' in x]
+    return {"prod_val_psnr": vals[-1].get("psnr"), "prod_val_input_psnr": vals[0].get("input_psnr")}
+
+
+def run(profile, out, jobs=1, budget_minutes=None, threads=1, log=print):
+    """Run the cells of `profile` not yet in OUT/results.jsonl; returns the number run."""
+    p = PROFILES[profile]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done = {json.loads(x)["id"] for x in results.read_text().splitlines() if x.strip()} if results.is_file() else set()
+    todo = [c for c in cells(p) if cell_id(c) not in done]
+    log(f"profile {profile}: {len(cells(p)) - len(todo)} of {len(cells(p))} cells done, {len(todo)} to run")
+    start, ran = time.time(), 0
+
+    def over_budget():
+        return budget_minutes is not None and time.time() - start >= 60 * budget_minutes
+
+    def record(c, get):
+        nonlocal ran
+        try:
+            row = get()
+        except Exception as e:  # noqa: BLE001 -- one failed cell must not lose the others; a rerun retries it
+            log(f"  {cell_id(c)}: FAILED: {type(e).__name__}: {e} (log: {out / 'runs' / (cell_id(c) + '.log')})")
+            return
+        with open(results, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        ran += 1
+        what = f"PSNR {row['psnr']:.2f} dB" if "psnr" in row else "base ready"
+        log(f"  {row['id']}: {what} ({row['seconds']:.0f} s)")
+
+    for stage in ("pretrain", "finetune"):  # fine-tuning needs its base
+        stage_cells = [c for c in todo if c["kind"] == stage]
+        if jobs <= 1:
+            for c in stage_cells:
+                if over_budget():
+                    break
+                record(c, lambda: run_cell(c, p, out, threads))
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+                pending, running = list(stage_cells), {}
+                while pending or running:
+                    while pending and len(running) < jobs and not over_budget():
+                        c = pending.pop(0)
+                        running[pool.submit(run_cell, c, p, out, threads)] = c
+                    if not running:
+                        break
+                    fut = next(as_completed(running))
+                    record(running.pop(fut), fut.result)
+        if over_budget():
+            log(f"budget of {budget_minutes} min spent: stopping between cells; rerun to continue")
+            break
+    return ran
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    ap.add_argument("--out", type=Path, help="results folder (default benchmarks/ablation/<profile>)")
+    ap.add_argument("--jobs", type=int, default=1, help="cells run at once, one process each (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
+    ap.add_argument("--budget-minutes", type=float, help="start no cell after this many minutes")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the report from the results file")
+    args = ap.parse_args(argv)
+    out = args.out or ROOT / "benchmarks" / "ablation" / args.profile
+    from benchmarks.ablation_report import write_report
+
+    t = time.time()
+    if not args.report_only:
+        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, log=lambda m: print(m, file=sys.stderr))
+    report = write_report(out, args.profile, PROFILES[args.profile], len(cells(PROFILES[args.profile])),
+                          session_seconds=None if args.report_only else time.time() - t)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

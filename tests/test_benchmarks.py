@@ -1,0 +1,94 @@
+"""The benchmark drivers: the paper ablation at toy size (resumable, budgeted, reported) and
+run_all's regeneration of BENCHMARKS.md."""
+import json
+import statistics
+import sys
+
+import pytest
+
+from benchmarks import ablation_report, paper_ablation, run_all
+
+TOY = paper_ablation.PROFILES["toy"]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    messages = []
+    ran = paper_ablation.run("toy", out, log=messages.append)
+    return out, ran, messages
+
+
+def results(out):
+    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_toy_ablation_runs_every_cell_once_and_reports(toy_run):
+    out, ran, _ = toy_run
+    rows = results(out)
+    expected = {paper_ablation.cell_id(c) for c in paper_ablation.cells(TOY)}
+    assert ran == len(rows) == len(expected) and {r["id"] for r in rows} == expected
+    ft = [r for r in rows if r["kind"] == "finetune"]
+    assert all(10 < r["psnr"] < 60 and r["seconds"] > 0 for r in ft)
+    # every cell is evaluated on the same held-out crops: the base's PSNR depends only on the base
+    assert len({round(r["base_psnr"], 9) for r in ft if r["pretrain"] == "prod"}) == 1
+    # uniform LoRA was sized to CoLoRA's budget, not left at the preset's rank 8
+    pct = {m: statistics.fmean(r["trainable_percent"] for r in ft if r["method"] == m) for m in ("lora", "colora")}
+    assert abs(pct["lora"] - pct["colora"]) < 0.2 * pct["colora"]
+
+    text = ablation_report.write_report(out, "toy", TOY, len(expected))
+    assert (out / "report.md").read_text().strip() == text.strip()
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for heading in ("Pre-training ablation", "Fine-tuning ablation", "Paired differences", "Targets"):
+        assert heading in text
+    # the table shows the mean +- sd of the results file
+    prod_full = [r["psnr"] for r in ft if r["pretrain"] == "prod" and r["method"] == "full"]
+    assert ablation_report.fmt_ms(prod_full) in text
+    assert "PROD ≥ random init + 0.8 dB" in text and "12 of 12 cells done" in text
+
+
+def test_rerun_skips_finished_cells(toy_run):
+    out, _, _ = toy_run
+    before = (out / "results.jsonl").read_text()
+    messages = []
+    assert paper_ablation.run("toy", out, log=messages.append) == 0
+    assert (out / "results.jsonl").read_text() == before
+    assert "12 of 12 cells done, 0 to run" in messages[0]
+
+
+def test_budget_stops_between_cells_and_a_rerun_continues(tmp_path):
+    messages = []
+    assert paper_ablation.run("toy", tmp_path, budget_minutes=0, log=messages.append) == 0
+    assert "budget of 0 min spent" in messages[-1]
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_paired_interval_and_verdicts():
+    a = {(16, 0): 27.0, (16, 1): 27.4, (128, 0): 28.0, (128, 1): 28.2}
+    b = {k: v - 1.0 for k, v in a.items()}
+    b[(16, 1)] += 0.2  # differences 1.0, 0.8, 1.0, 1.0
+    d = ablation_report.paired(a, b)
+    assert d["n"] == 4 and d["mean"] == pytest.approx(0.95)
+    half = 3.182446 * statistics.stdev([1.0, 0.8, 1.0, 1.0]) / 2  # t(0.975, 3) sd / sqrt(4)
+    assert (d["lo"], d["hi"]) == pytest.approx((0.95 - half, 0.95 + half), abs=1e-5)
+    assert ablation_report.verdict(d, 0.7) == "**met**"  # interval about [0.79, 1.11]
+    assert ablation_report.verdict(d, 1.2) == "**not met**"
+    assert ablation_report.verdict(d, 0.95) == "not resolved"
+    assert ablation_report.paired(a, {(16, 0): 1.0}) is None
+
+
+def test_run_all_replaces_only_the_marked_blocks(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\nprose kept\n<!-- run_all: machine -->\nold\n<!-- /run_all -->\n"
+                   "analysis kept\n<!-- run_all: fake.py --flag -->\nstale table\n<!-- /run_all -->\nend\n")
+    script = tmp_path / "fake.py"
+    script.write_text("import sys\nprint('| a |\\n|---|\\n| ' + sys.argv[1] + ' |')\n")
+    run_all.regenerate(doc, scripts_dir=tmp_path, python=sys.executable)
+    text = doc.read_text()
+    assert "stale table" not in text and "old" not in text
+    assert "| --flag |" in text and "prose kept" in text and "analysis kept" in text and text.endswith("end\n")
+    assert "cores" in text  # the machine description
+    # a failing script keeps the old block and says so, the rest is still regenerated
+    script.write_text("raise SystemExit('boom')\n")
+    failed = run_all.regenerate(doc, scripts_dir=tmp_path, python=sys.executable)
+    assert failed == ["fake.py --flag"] and "| --flag |" in doc.read_text()
