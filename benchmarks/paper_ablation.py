@@ -40,7 +40,7 @@ TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_
 
 PROFILES = {
     "quick": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"], tasks=["raindrop"],
-                  pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=1500, finetune_iter=400, net=[],
+                  pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=2000, finetune_iter=400, net=[],
                   gt_size=64, eval_size=96, eval_samples=24, faig=[]),
     "full": dict(pretrains=list(PRETRAINS), methods=list(METHODS), tasks=["raindrop", "rain_raindrop"],
                  pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=6000, finetune_iter=1000, net=[],
@@ -180,30 +180,32 @@ def run(profile, out, jobs=1, budget_minutes=None, threads=1, log=print):
         with open(results, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         ran += 1
+        done.add(row["id"])
         what = f"PSNR {row['psnr']:.2f} dB" if "psnr" in row else "base ready"
         log(f"  {row['id']}: {what} ({row['seconds']:.0f} s)")
 
-    for stage in ("pretrain", "finetune"):  # fine-tuning needs its base
-        stage_cells = [c for c in todo if c["kind"] == stage]
-        if jobs <= 1:
-            for c in stage_cells:
-                if over_budget():
-                    break
-                record(c, lambda: run_cell(c, p, out, threads))
-        else:
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-                pending, running = list(stage_cells), {}
-                while pending or running:
-                    while pending and len(running) < jobs and not over_budget():
-                        c = pending.pop(0)
-                        running[pool.submit(run_cell, c, p, out, threads)] = c
-                    if not running:
-                        break
-                    fut = next(as_completed(running))
-                    record(running.pop(fut), fut.result)
-        if over_budget():
-            log(f"budget of {budget_minutes} min spent: stopping between cells; rerun to continue")
-            break
+    # a fine-tuning cell starts once its base is done, so the other job works while PROD pre-trains
+    pending, running = list(todo), {}
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), max_tasks_per_child=1) if jobs > 1 else None
+    with pool or contextlib.nullcontext():
+        while True:
+            ready = [c for c in pending if c["kind"] == "pretrain" or f"pre_{c['pretrain']}" in done]
+            if ready and len(running) < max(jobs, 1) and not over_budget():
+                c = ready[0]
+                pending.remove(c)
+                if pool is None:
+                    record(c, lambda: run_cell(c, p, out, threads))
+                else:
+                    running[pool.submit(run_cell, c, p, out, threads)] = c
+                continue
+            if not running:
+                break
+            fut = next(as_completed(running))
+            record(running.pop(fut), fut.result)
+    if pending and over_budget():
+        log(f"budget of {budget_minutes} min spent: stopping between cells; rerun to continue")
+    elif pending:
+        log(f"{len(pending)} cells not run: their pre-training failed (see its log); rerun to retry")
     return ran
 
 
