@@ -17,11 +17,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colora.adapters.files import card  # noqa: E402
-from colora.checkpoint import load_state_dict, read_metadata, save_checkpoint  # noqa: E402
+from colora.checkpoint import load_state_dict, read_metadata, save_checkpoint, state_dict_sha256  # noqa: E402
 
 
 def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tensors_sha256(path):
+    """Hash of the tensors only: a rerun reproduces it, while the file's bytes differ because
+    safetensors writes the header's metadata in an arbitrary order."""
+    from safetensors.torch import load_file
+
+    return state_dict_sha256(load_file(str(path)))
 
 
 def commands(exp):
@@ -49,6 +57,7 @@ def pack_base(ckpt, dest):
     save_checkpoint(dest / "base.safetensors", state, network_g=json.loads(meta["network_g"]),
                     extra_metadata={"train_size": meta.get("train_size", 64), "made_by": "scripts/make_default_weights.sh"})
     manifest = {"base": {"file": "base.safetensors", "sha256": sha256(dest / "base.safetensors"),
+                         "tensors_sha256": tensors_sha256(dest / "base.safetensors"),
                          "command": "colora pretrain -opt options/pretrain/nafnet_tiny_prod.yml",
                          "seed": 0, "iterations": vals[-1]["iter"] if vals else None,
                          "val_psnr": vals[-1].get("psnr") if vals else None,
@@ -76,6 +85,7 @@ def pack_adapters(exp, dest, tasks):
         (out / "README.md").write_text(card(cfg))
         manifest["adapters"][task] = {"folder": f"adapters/{task}",
                                       "sha256": sha256(out / "adapter_model.safetensors"),
+                                      "tensors_sha256": tensors_sha256(out / "adapter_model.safetensors"),
                                       "command": cmd, "seconds": seconds,
                                       "iterations": cfg["training"].get("iteration"),
                                       "val_psnr_base": cfg.get("validation", {}).get("base", {}).get("psnr"),

@@ -31,11 +31,22 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def tensors_sha256(path):
+    from safetensors.torch import load_file
+
+    from colora.checkpoint import state_dict_sha256
+
+    return state_dict_sha256(load_file(str(path)))
+
+
 def test_files_match_their_recorded_hashes_and_size(manifest):
     assert sha256(WEIGHTS_DIR / manifest["base"]["file"]) == manifest["base"]["sha256"]
+    # the reproducible hash (a rerun of the script gives the same tensors, not the same header bytes)
+    assert tensors_sha256(WEIGHTS_DIR / manifest["base"]["file"]) == manifest["base"]["tensors_sha256"]
     assert sorted(manifest["adapters"]) == sorted(TASKS)
     for task, entry in manifest["adapters"].items():
         assert sha256(WEIGHTS_DIR / entry["folder"] / "adapter_model.safetensors") == entry["sha256"]
+        assert tensors_sha256(WEIGHTS_DIR / entry["folder"] / "adapter_model.safetensors") == entry["tensors_sha256"]
         card = (WEIGHTS_DIR / entry["folder"] / "README.md").read_text()
         assert "colora finetune" in card and task in card  # the card records the command
     total = sum(f.stat().st_size for f in WEIGHTS_DIR.rglob("*") if f.is_file())
