@@ -74,6 +74,11 @@ def fmt_diff(d):
     return "–" if d is None else f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] (n={d['n']})"
 
 
+def curve(r):
+    pts = [f"{psnr:.2f}" for it, psnr in r.get("prod_val_curve", []) if it > 0 and psnr is not None]
+    return " → ".join(pts) if pts else f"{r['prod_val_psnr']:.2f}"
+
+
 def by_pairs(u, pairs):
     return [v for (p, _), v in sorted(u.items()) if p == pairs]
 
@@ -123,9 +128,9 @@ def write_report(out, profile, p, total_cells, session_seconds=None):
           "min in total" + (f", this run {session_seconds / 60:.0f} min wall." if session_seconds else ".")]
     pre_rows = [r for r in rows if r["kind"] == "pretrain" and r.get("prod_val_psnr")]
     if pre_rows:
-        md.append("Pre-training, PROD validation on the held-out photos: " + "; ".join(
-            f"{NAMES[r['pretrain']]} {r['prod_val_psnr']:.2f} dB (input {r['prod_val_input_psnr']:.2f})"
-            for r in pre_rows) + ".")
+        md.append("Pre-training, PROD validation on the held-out photos (dB at each quarter of the run, "
+                  "to see whether it plateaued): " + "; ".join(
+                      f"{NAMES[r['pretrain']]} {curve(r)} (input {r['prod_val_input_psnr']:.2f})" for r in pre_rows) + ".")
     md += ["", "### Pre-training ablation (full fine-tuning), PSNR dB: ours (mean ± sd over seeds) | paper (six-task mean)", "",
            "| pairs | " + " | ".join(f"{NAMES[v]} | paper" for v in p["pretrains"]) + " |",
            "|---|" + "---|---|" * len(p["pretrains"])]

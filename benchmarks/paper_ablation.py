@@ -43,7 +43,7 @@ PROFILES = {
                   pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=2000, finetune_iter=400, net=[],
                   gt_size=64, eval_size=96, eval_samples=24, faig=[]),
     "full": dict(pretrains=list(PRETRAINS), methods=list(METHODS), tasks=["raindrop", "rain_raindrop"],
-                 pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=6000, finetune_iter=1000, net=[],
+                 pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=4000, finetune_iter=1000, net=[],
                  gt_size=64, eval_size=96, eval_samples=24, faig=[]),
     # seconds, for the test: every code path of quick on an 8-wide 2-level NAFNet
     "toy": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"], tasks=["raindrop"],
@@ -88,7 +88,7 @@ def pretrain_sets(p, out, variant):
         f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.train.gt_size={p['gt_size']}",
         f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]", f"datasets.val.gt_size={p['eval_size']}",
         f"datasets.val.num_samples={p['eval_samples']}", f"train.total_iter={n}",
-        f"train.warmup_iter={min(50, n // 10)}", f"val.val_freq={n}", f"logger.print_freq={n}",
+        f"train.warmup_iter={min(50, n // 10)}", f"val.val_freq={max(n // 4, 1)}", f"logger.print_freq={n}",
         f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"]
 
 
@@ -153,7 +153,8 @@ def _pretrain(c, p, out):
     pretrain(opts)
     lines = (out / "runs" / f"pre_{c['pretrain']}" / "logs" / "metrics.jsonl").read_text().splitlines()
     vals = [json.loads(x) for x in lines if '"val"' in x]
-    return {"prod_val_psnr": vals[-1].get("psnr"), "prod_val_input_psnr": vals[0].get("input_psnr")}
+    return {"prod_val_psnr": vals[-1].get("psnr"), "prod_val_input_psnr": vals[0].get("input_psnr"),
+            "prod_val_curve": [[v["iter"], v.get("psnr")] for v in vals]}  # 4 points: did it plateau?
 
 
 def run(profile, out, jobs=1, budget_minutes=None, threads=1, log=print):
