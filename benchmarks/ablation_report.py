@@ -113,15 +113,22 @@ def plot(path, p, series):
     tmp.replace(path)
 
 
-def write_report(out, profile, p, total_cells, session_seconds=None):
-    """Write OUT/report.md and OUT/ablation.png from the results so far; return the markdown."""
+def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None):
+    """Write OUT/report.md and OUT/ablation.png from the results so far; return the markdown.
+    `cell_ids` are the profile's cells; results of investigation variants (`variants`:
+    {name: description}) are reported beside the profile's methods."""
     out = Path(out)
     rows = load(out)
     tasks = p["tasks"]
-    pre = {v: units(rows, v, "full", tasks) for v in p["pretrains"]}
-    meth = {m: units(rows, "prod", m, tasks) for m in p["methods"]}
     ft = [r for r in rows if r["kind"] == "finetune"]
-    md = [f"Profile **{profile}**: {len(rows)} of {total_cells} cells done; tasks held out of pre-training: "
+    extra = sorted({r["method"] for r in ft if r["pretrain"] == "prod"} - set(p["methods"]))
+    methods = list(p["methods"]) + extra
+    names = dict(NAMES, **(variants or {}))
+    pre = {v: units(rows, v, "full", tasks) for v in p["pretrains"]}
+    meth = {m: units(rows, "prod", m, tasks) for m in methods}
+    done = sum(r["id"] in set(cell_ids) for r in rows)
+    more = f" (+{len(rows) - done} cells of investigation variants)" if len(rows) > done else ""
+    md = [f"Profile **{profile}**: {done} of {len(cell_ids)} cells done{more}; tasks held out of pre-training: "
           f"{', '.join(tasks)}; seeds {p['seeds']}; pre-training {p['pretrain_iter']} iterations, fine-tuning "
           f"{p['finetune_iter']} iterations at {p['gt_size']}² crops; evaluated on {p['eval_samples']} fixed "
           f"{p['eval_size']}² crops of photos never seen in training; cell time {sum(r['seconds'] for r in rows) / 60:.0f} "
@@ -140,16 +147,16 @@ def write_report(out, profile, p, total_cells, session_seconds=None):
     md += ["", "### Fine-tuning ablation (PROD base), PSNR dB", "",
            "| method | trainable % | adapter KB | " + " | ".join(f"{n} pairs | paper" for n in p["pairs"]) + " |",
            "|---|---|---|" + "---|---|" * len(p["pairs"])]
-    for m in p["methods"]:
+    for m in methods:
         mine = [r for r in ft if r["pretrain"] == "prod" and r["method"] == m]
         pct = f"{statistics.fmean(r['trainable_percent'] for r in mine):.2f}" if mine else "–"
         kb = f"{statistics.fmean(r['adapter_kb'] for r in mine):.0f}" if mine else "–"
-        md.append(f"| {NAMES[m]} | {pct} | {kb} | " + " | ".join(
+        md.append(f"| {names.get(m, m)} | {pct} | {kb} | " + " | ".join(
             f"{fmt_ms(by_pairs(meth[m], n))} | {PAPER_METHOD.get(n, {}).get(m, '–')}" for n in p["pairs"]) + " |")
     md += ["", "### Paired differences, dB: mean [95 % interval] over (pairs, seed) units", "",
            "| comparison | ours | paper at 16 / 128 pairs |", "|---|---|---|"]
-    comps = [(f"{NAMES[m]} − {NAMES[ref]}", meth[m], meth[ref], ref, m) for ref in ("full", "lora")
-             for m in p["methods"] if m not in (ref, "full") and ref in meth]
+    comps = [(f"{names.get(m, m)} − {NAMES[ref]}", meth[m], meth[ref], ref, m) for ref in ("full", "lora")
+             for m in methods if m not in (ref, "full") and ref in meth]
     comps += [(f"PROD − {NAMES[v]} (full fine-tuning)", pre["prod"], pre[v], v, "prod")
               for v in p["pretrains"] if v != "prod" and "prod" in pre]
     for label, a, b, ref, m in comps:
@@ -162,7 +169,7 @@ def write_report(out, profile, p, total_cells, session_seconds=None):
     text = "\n".join(md)
     if ft:
         plot(out / "ablation.png", p, [("pre-training (full fine-tuning)", [(NAMES[v], pre[v]) for v in p["pretrains"]]),
-                                       ("fine-tuning method (PROD base)", [(NAMES[m], meth[m]) for m in p["methods"]])])
+                                       ("fine-tuning method (PROD base)", [(names.get(m, m), meth[m]) for m in methods])])
     tmp = out / "report.md.tmp"
     tmp.write_text(text + "\n")
     tmp.replace(out / "report.md")

@@ -36,6 +36,18 @@ METHODS = ("full", "decoder", "lora", "colora", "svdiff", "difffit", "sct", "bit
 # Learning rates: the adapters use the presets' 2e-3; full and decoder fine-tuning, which move
 # every weight of their part, use the pre-training rate 1e-3 (the paper does not give its rates).
 LR = {"full": 1e-3, "decoder": 1e-3}
+# Variants for investigating a gap (`--methods colora,lora,colora_lora_only,...`): a method plus
+# overrides, so one factor changes at a time.
+NO_EXTRAS = ["adapter.train_bias=false", "adapter.train_norm=false", "adapter.train_layer_scale=false"]
+EXTRAS = ["adapter.train_bias=true", "adapter.train_norm=true", "adapter.train_layer_scale=true"]
+VARIANTS = {
+    "colora_lora_only": ("colora", NO_EXTRAS, "CoLoRA ranks, no biases/norms/scales"),
+    "lora_extras": ("lora", EXTRAS, "uniform LoRA + biases/norms/scales (same budget)"),
+    "colora_faig50": ("colora", ["adapter.faig_steps=50", "adapter.faig_images=16", "adapter.faig_tune_iter=200"],
+                      "CoLoRA, longer FAIG (50 steps, 16 images, 200 tune iterations)"),
+    "colora_lr1e-3": ("colora", ["train.optim_g.lr=1e-3"], "CoLoRA at lr 1e-3"),
+    "full_lr2e-3": ("full", ["train.optim_g.lr=2e-3"], "full fine-tuning at lr 2e-3"),
+}
 TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]
 
 PROFILES = {
@@ -94,18 +106,19 @@ def pretrain_sets(p, out, variant):
 
 def finetune_sets(p, out, c):
     n = p["finetune_iter"]
+    method, extra, _ = VARIANTS.get(c["method"], (c["method"], [], ""))
     sets = p["net"] + p["faig"] + [
         f"name=ft/{cell_id(c)}", f"path.experiments_root={out / 'runs'}", f"manual_seed={c['seed']}",
         f"path.pretrain_network_g={base_path(out, c['pretrain'])}",
         f"path.param_key_g={'params' if c['pretrain'] == 'random' else 'params_ema'}",
-        f"adapter.method={c['method']}", f"datasets.train.num_pairs={c['pairs']}",
+        f"adapter.method={method}", f"datasets.train.num_pairs={c['pairs']}",
         f"datasets.train.seed={100 + c['seed']}", f"datasets.train.gt_size={p['gt_size']}",
         f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]",
         f"datasets.val.gt_size={p['eval_size']}", f"datasets.val.num_samples={p['eval_samples']}",
         "datasets.val.seed=7", f"train.total_iter={n}", f"train.warmup_iter={min(20, n // 10)}",
-        f"train.optim_g.lr={LR.get(c['method'], 2e-3)}", f"val.val_freq={n}", f"logger.print_freq={n}",
-        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"]
-    if c["method"] == "lora":
+        f"train.optim_g.lr={LR.get(method, 2e-3)}", f"val.val_freq={n}", f"logger.print_freq={n}",
+        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"] + extra
+    if method == "lora":
         sets.append("adapter.match_budget=true")  # uniform LoRA at CoLoRA's budget
     return sets
 
@@ -157,9 +170,10 @@ def _pretrain(c, p, out):
             "prod_val_curve": [[v["iter"], v.get("psnr")] for v in vals]}  # 4 points: did it plateau?
 
 
-def run(profile, out, jobs=1, budget_minutes=None, threads=1, log=print):
-    """Run the cells of `profile` not yet in OUT/results.jsonl; returns the number run."""
-    p = PROFILES[profile]
+def run(profile, out, jobs=1, budget_minutes=None, threads=1, methods=None, log=print):
+    """Run the cells of `profile` (its methods, or `methods`) not yet in OUT/results.jsonl; returns
+    the number run."""
+    p = dict(PROFILES[profile], **({"methods": list(methods)} if methods else {}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -217,16 +231,25 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1, help="cells run at once, one process each (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
     ap.add_argument("--budget-minutes", type=float, help="start no cell after this many minutes")
+    ap.add_argument("--methods", help="comma-separated methods or investigation variants instead of the "
+                    f"profile's (variants: {', '.join(VARIANTS)})")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the report from the results file")
     args = ap.parse_args(argv)
+    methods = args.methods.split(",") if args.methods else None
+    unknown = [m for m in methods or [] if m not in METHODS and m not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown method '{unknown[0]}'; choose from {', '.join(METHODS + tuple(VARIANTS))}")
     out = args.out or ROOT / "benchmarks" / "ablation" / args.profile
     from benchmarks.ablation_report import write_report
 
     t = time.time()
     if not args.report_only:
-        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, log=lambda m: print(m, file=sys.stderr))
-    report = write_report(out, args.profile, PROFILES[args.profile], len(cells(PROFILES[args.profile])),
-                          session_seconds=None if args.report_only else time.time() - t)
+        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, methods,
+            log=lambda m: print(m, file=sys.stderr))
+    p = PROFILES[args.profile]
+    report = write_report(out, args.profile, p, [cell_id(c) for c in cells(p)],
+                          session_seconds=None if args.report_only else time.time() - t,
+                          variants={k: v[2] for k, v in VARIANTS.items()})
     print(report)
 
 

@@ -36,7 +36,7 @@ def test_toy_ablation_runs_every_cell_once_and_reports(toy_run):
     pct = {m: statistics.fmean(r["trainable_percent"] for r in ft if r["method"] == m) for m in ("lora", "colora")}
     assert abs(pct["lora"] - pct["colora"]) < 0.2 * pct["colora"]
 
-    text = ablation_report.write_report(out, "toy", TOY, len(expected))
+    text = ablation_report.write_report(out, "toy", TOY, sorted(expected))
     assert (out / "report.md").read_text().strip() == text.strip()
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for heading in ("Pre-training ablation", "Fine-tuning ablation", "Paired differences", "Targets"):
@@ -54,6 +54,21 @@ def test_rerun_skips_finished_cells(toy_run):
     assert paper_ablation.run("toy", out, log=messages.append) == 0
     assert (out / "results.jsonl").read_text() == before
     assert "12 of 12 cells done, 0 to run" in messages[0]
+
+
+def test_investigation_variant_adds_only_its_cells_and_a_report_row(toy_run, capsys):
+    out, _, _ = toy_run
+    n = len(results(out))
+    assert paper_ablation.run("toy", out, methods=["colora_lora_only"], log=lambda m: None) == len(TOY["seeds"])
+    rows = results(out)[n:]
+    assert {r["method"] for r in rows} == {"colora_lora_only"}
+    text = ablation_report.write_report(out, "toy", TOY, [paper_ablation.cell_id(c) for c in paper_ablation.cells(TOY)],
+                                        variants={k: v[2] for k, v in paper_ablation.VARIANTS.items()})
+    assert "12 of 12 cells done (+2 cells of investigation variants)" in text
+    assert "| CoLoRA ranks, no biases/norms/scales |" in text
+    with pytest.raises(SystemExit):
+        paper_ablation.main(["--profile", "toy", "--out", str(out), "--methods", "colora,nope"])
+    assert "unknown method 'nope'" in capsys.readouterr().err
 
 
 def test_budget_stops_between_cells_and_a_rerun_continues(tmp_path):
