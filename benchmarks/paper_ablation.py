@@ -47,6 +47,7 @@ VARIANTS = {
                       "CoLoRA, longer FAIG (50 steps, 16 images, 200 tune iterations)"),
     "colora_lr1e-3": ("colora", ["train.optim_g.lr=1e-3"], "CoLoRA at lr 1e-3"),
     "full_lr2e-3": ("full", ["train.optim_g.lr=2e-3"], "full fine-tuning at lr 2e-3"),
+    "full_lr3e-4": ("full", ["train.optim_g.lr=3e-4"], "full fine-tuning at lr 3e-4"),
 }
 TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]
 
