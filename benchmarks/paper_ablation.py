@@ -49,6 +49,11 @@ VARIANTS = {
     "full_lr2e-3": ("full", ["train.optim_g.lr=2e-3"], "full fine-tuning at lr 2e-3"),
     "full_lr3e-4": ("full", ["train.optim_g.lr=3e-4"], "full fine-tuning at lr 3e-4"),
 }
+GREY = ["camera", "brick", "grass", "gravel", "coins", "moon", "page", "text", "clock"]
+PRETRAIN_VARIANTS = {  # `--pretrains prod_more`: is the pre-training data what limits transfer?
+    "prod_more": ("prod", [f"datasets.train.photos=[{','.join(TRAIN_PHOTOS + GREY)}]"],
+                  "PROD on 15 photos (+ 9 grey ones)"),
+}
 TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]
 
 PROFILES = {
@@ -95,14 +100,15 @@ def base_path(out, variant):
 
 def pretrain_sets(p, out, variant):
     n = p["pretrain_iter"]
+    mode, extra, _ = PRETRAIN_VARIANTS.get(variant, ("prod" if variant == "random" else variant, [], ""))
     return p["net"] + [
         f"name=pre_{variant}", f"path.experiments_root={out / 'runs'}", "manual_seed=0",
-        f"degradations.mode={'prod' if variant == 'random' else variant}", f"degradations.exclude=[{','.join(p['tasks'])}]",
+        f"degradations.mode={mode}", f"degradations.exclude=[{','.join(p['tasks'])}]",
         f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.train.gt_size={p['gt_size']}",
         f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]", f"datasets.val.gt_size={p['eval_size']}",
         f"datasets.val.num_samples={p['eval_samples']}", f"train.total_iter={n}",
         f"train.warmup_iter={min(50, n // 10)}", f"val.val_freq={max(n // 4, 1)}", f"logger.print_freq={n}",
-        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"]
+        f"logger.save_checkpoint_freq={n}", "logger.keep_checkpoints=1"] + extra
 
 
 def finetune_sets(p, out, c):
@@ -171,10 +177,11 @@ def _pretrain(c, p, out):
             "prod_val_curve": [[v["iter"], v.get("psnr")] for v in vals]}  # 4 points: did it plateau?
 
 
-def run(profile, out, jobs=1, budget_minutes=None, threads=1, methods=None, log=print):
-    """Run the cells of `profile` (its methods, or `methods`) not yet in OUT/results.jsonl; returns
-    the number run."""
-    p = dict(PROFILES[profile], **({"methods": list(methods)} if methods else {}))
+def run(profile, out, jobs=1, budget_minutes=None, threads=1, methods=None, pretrains=None, log=print):
+    """Run the cells of `profile` (its methods and pre-trainings, or `methods` / `pretrains`) not yet
+    in OUT/results.jsonl; returns the number run."""
+    p = dict(PROFILES[profile], **({"methods": list(methods)} if methods else {}),
+             **({"pretrains": list(pretrains)} if pretrains else {}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -234,23 +241,29 @@ def main(argv=None):
     ap.add_argument("--budget-minutes", type=float, help="start no cell after this many minutes")
     ap.add_argument("--methods", help="comma-separated methods or investigation variants instead of the "
                     f"profile's (variants: {', '.join(VARIANTS)})")
+    ap.add_argument("--pretrains", help="comma-separated pre-trainings instead of the profile's "
+                    f"(variants: {', '.join(PRETRAIN_VARIANTS)}); each is fine-tuned fully")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the report from the results file")
     args = ap.parse_args(argv)
     methods = args.methods.split(",") if args.methods else None
     unknown = [m for m in methods or [] if m not in METHODS and m not in VARIANTS]
     if unknown:
         ap.error(f"unknown method '{unknown[0]}'; choose from {', '.join(METHODS + tuple(VARIANTS))}")
+    pretrains = args.pretrains.split(",") if args.pretrains else None
+    unknown = [v for v in pretrains or [] if v not in PRETRAINS and v not in PRETRAIN_VARIANTS]
+    if unknown:
+        ap.error(f"unknown pre-training '{unknown[0]}'; choose from {', '.join(PRETRAINS + tuple(PRETRAIN_VARIANTS))}")
     out = args.out or ROOT / "benchmarks" / "ablation" / args.profile
     from benchmarks.ablation_report import write_report
 
     t = time.time()
     if not args.report_only:
-        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, methods,
+        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, methods, pretrains,
             log=lambda m: print(m, file=sys.stderr))
     p = PROFILES[args.profile]
     report = write_report(out, args.profile, p, [cell_id(c) for c in cells(p)],
                           session_seconds=None if args.report_only else time.time() - t,
-                          variants={k: v[2] for k, v in VARIANTS.items()})
+                          variants={k: v[2] for k, v in {**VARIANTS, **PRETRAIN_VARIANTS}.items()})
     print(report)
 
 

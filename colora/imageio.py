@@ -298,6 +298,10 @@ _BUNDLED = {
     "retina": "retina.jpg",
     "immunohistochemistry": "ihc.png",
 }
+# Grey photos of the same wheel, returned as 3 equal channels: more scenes and textures for
+# pre-training (the ablation's `prod_more`); never in the default selection.
+_BUNDLED_GREY = {name: f"{name}.png" for name in ("camera", "brick", "grass", "gravel", "coins", "moon", "page", "text")}
+_BUNDLED_GREY["clock"] = "clock_motion.png"
 _ALIASES = {"ihc": "immunohistochemistry"}
 
 
@@ -314,10 +318,12 @@ def bundled_photos(names=None):
     photos = {}
     for name in names:
         key = _ALIASES.get(name, name)
-        if key not in _BUNDLED:
-            raise ColoraError(f"unknown bundled photo {name!r}; choose from {', '.join(_BUNDLED)}")
-        file = folder / _BUNDLED[key]
+        files = {**_BUNDLED, **_BUNDLED_GREY}
+        if key not in files:
+            raise ColoraError(f"unknown bundled photo {name!r}; choose from {', '.join(files)}")
+        file = folder / files[key]
         if not file.is_file():
             raise ColoraError(f"bundled photo {name!r} is not in this scikit-image install ({file})")
-        photos[name] = read_image(file).pixels
+        px = read_image(file).pixels
+        photos[name] = np.repeat(px.reshape(*px.shape[:2], -1)[..., :1], 3, axis=2) if key in _BUNDLED_GREY else px
     return photos

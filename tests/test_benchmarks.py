@@ -66,6 +66,12 @@ def test_investigation_variant_adds_only_its_cells_and_a_report_row(toy_run, cap
                                         variants={k: v[2] for k, v in paper_ablation.VARIANTS.items()})
     assert "12 of 12 cells done (+2 cells of investigation variants)" in text
     assert "| CoLoRA ranks, no biases/norms/scales |" in text
+    # a pre-training variant: its own base (more photos), fine-tuned fully, compared with random init
+    assert paper_ablation.run("toy", out, pretrains=["random", "prod_more"], log=lambda m: None) == 1 + len(TOY["seeds"])
+    assert (out / "runs" / "pre_prod_more" / "models" / "net_g_latest.safetensors").is_file()
+    text = ablation_report.write_report(out, "toy", TOY, [paper_ablation.cell_id(c) for c in paper_ablation.cells(TOY)],
+                                        variants={k: v[2] for k, v in paper_ablation.PRETRAIN_VARIANTS.items()})
+    assert "PROD on 15 photos (+ 9 grey ones) − random init (full fine-tuning)" in text
     with pytest.raises(SystemExit):
         paper_ablation.main(["--profile", "toy", "--out", str(out), "--methods", "colora,nope"])
     assert "unknown method 'nope'" in capsys.readouterr().err

@@ -324,3 +324,8 @@ def test_bundled_photos_are_local_and_ordered(monkeypatch):
     np.testing.assert_array_equal(to_uint8(photos["astronaut"]), data.astronaut())
     with pytest.raises(ColoraError, match="unknown bundled photo"):
         bundled_photos(["lena"])
+    # grey photos (on request only) come as three equal channels of the original
+    grey = bundled_photos(["camera", "clock"])
+    assert grey["camera"].shape == (512, 512, 3) and grey["clock"].shape == (300, 400, 3)
+    np.testing.assert_array_equal(to_uint8(grey["camera"][..., 1]), data.camera())
+    assert (grey["camera"][..., 0] == grey["camera"][..., 2]).all()
