@@ -113,11 +113,12 @@ def plot(path, p, series):
     tmp.replace(path)
 
 
-def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None):
+def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None, image_link="ablation.png"):
     """Write OUT/report.md and OUT/ablation.png from the results so far; return the markdown.
     `cell_ids` are the profile's cells; results of investigation variants (`variants`:
     {name: description}) are reported beside the profile's methods."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = load(out)
     tasks = p["tasks"]
     ft = [r for r in rows if r["kind"] == "finetune"]
@@ -168,15 +169,14 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None)
         md.append(f"| {label} | {fmt_diff(paired(a, b))} | {' / '.join(f'{x:+.2f}' for x in pap) or '–'} |")
     md += ["", "### Targets", "", "| target | measured [95 % interval] | verdict |", "|---|---|---|"]
     md += targets(p, pre, meth, ft)
-    md += ["", f"![PSNR vs training pairs]({'ablation.png'})", ""]
-    text = "\n".join(md)
+    text = "\n".join(md + (["", "![PSNR vs training pairs](ablation.png)", ""] if ft else [""]))
     if ft:
         plot(out / "ablation.png", p, [("pre-training (full fine-tuning)", [(names.get(v, v), pre[v]) for v in pretrains]),
                                        ("fine-tuning method (PROD base)", [(names.get(m, m), meth[m]) for m in methods])])
     tmp = out / "report.md.tmp"
     tmp.write_text(text + "\n")
     tmp.replace(out / "report.md")
-    return text
+    return text.replace("](ablation.png)", f"]({image_link})")
 
 
 def targets(p, pre, meth, ft):

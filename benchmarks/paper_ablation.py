@@ -20,6 +20,7 @@ the overrides below, so a cell is one `colora pretrain` / `colora finetune` run.
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -263,7 +264,8 @@ def main(argv=None):
     p = PROFILES[args.profile]
     report = write_report(out, args.profile, p, [cell_id(c) for c in cells(p)],
                           session_seconds=None if args.report_only else time.time() - t,
-                          variants={k: v[2] for k, v in {**VARIANTS, **PRETRAIN_VARIANTS}.items()})
+                          variants={k: v[2] for k, v in {**VARIANTS, **PRETRAIN_VARIANTS}.items()},
+                          image_link=os.path.relpath(out / "ablation.png", ROOT))  # as BENCHMARKS.md shows it
     print(report)
 
 
