@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BLOCK = re.compile(r"(<!-- run_all: (.+?) -->\n)(.*?)(<!-- /run_all -->)", re.S)
+BLOCK = re.compile(r"(<!-- run_all: ([^\n]+?) -->\n)(.*?)(<!-- /run_all -->)", re.S)  # one-line specs
 
 
 def machine_block():

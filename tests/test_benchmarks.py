@@ -100,14 +100,14 @@ def test_paired_interval_and_verdicts():
 
 def test_run_all_replaces_only_the_marked_blocks(tmp_path):
     doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text("# Benchmarks\nprose kept\n<!-- run_all: machine -->\nold\n<!-- /run_all -->\n"
+    doc.write_text("# Benchmarks\nprose about `<!-- run_all: … -->` markers kept\n<!-- run_all: machine -->\nold\n<!-- /run_all -->\n"
                    "analysis kept\n<!-- run_all: fake.py --flag -->\nstale table\n<!-- /run_all -->\nend\n")
     script = tmp_path / "fake.py"
     script.write_text("import sys\nprint('| a |\\n|---|\\n| ' + sys.argv[1] + ' |')\n")
     run_all.regenerate(doc, scripts_dir=tmp_path, python=sys.executable)
     text = doc.read_text()
     assert "stale table" not in text and "old" not in text
-    assert "| --flag |" in text and "prose kept" in text and "analysis kept" in text and text.endswith("end\n")
+    assert "| --flag |" in text and "markers kept" in text and "analysis kept" in text and text.endswith("end\n")
     assert "cores" in text  # the machine description
     # a failing script keeps the old block and says so, the rest is still regenerated
     script.write_text("raise SystemExit('boom')\n")
