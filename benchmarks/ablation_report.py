@@ -140,13 +140,13 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None,
         md.append("Pre-training, PROD validation on the held-out photos (dB at each quarter of the run, "
                   "to see whether it plateaued): " + "; ".join(
                       f"{names.get(r['pretrain'], r['pretrain'])} {curve(r)} (input {r['prod_val_input_psnr']:.2f})" for r in pre_rows) + ".")
-    md += ["", "### Pre-training ablation (full fine-tuning), PSNR dB: ours (mean ± sd over seeds) | paper (six-task mean)", "",
+    md += ["", "#### Pre-training ablation (full fine-tuning), PSNR dB: ours (mean ± sd over seeds) | paper (six-task mean)", "",
            "| pairs | " + " | ".join(f"{names.get(v, v)} | paper" for v in pretrains) + " |",
            "|---|" + "---|---|" * len(pretrains)]
     for n in p["pairs"]:
         md.append(f"| {n} | " + " | ".join(f"{fmt_ms(by_pairs(pre[v], n))} | {PAPER_PRETRAIN.get(n, {}).get(v, '–')}"
                                            for v in pretrains) + " |")
-    md += ["", "### Fine-tuning ablation (PROD base), PSNR dB", "",
+    md += ["", "#### Fine-tuning ablation (PROD base), PSNR dB", "",
            "| method | trainable % | adapter KB | " + " | ".join(f"{n} pairs | paper" for n in p["pairs"]) + " |",
            "|---|---|---|" + "---|---|" * len(p["pairs"])]
     for m in methods:
@@ -155,7 +155,7 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None,
         kb = f"{statistics.fmean(r['adapter_kb'] for r in mine):.0f}" if mine else "–"
         md.append(f"| {names.get(m, m)} | {pct} | {kb} | " + " | ".join(
             f"{fmt_ms(by_pairs(meth[m], n))} | {PAPER_METHOD.get(n, {}).get(m, '–')}" for n in p["pairs"]) + " |")
-    md += ["", "### Paired differences, dB: mean [95 % interval] over (pairs, seed) units", "",
+    md += ["", "#### Paired differences, dB: mean [95 % interval] over (pairs, seed) units", "",
            "| comparison | ours | paper at 16 / 128 pairs |", "|---|---|---|"]
     comps = [(f"{names.get(m, m)} − {NAMES[ref]}", meth[m], meth[ref], ref, m) for ref in ("full", "lora")
              for m in methods if m not in (ref, "full") and ref in meth]
@@ -167,7 +167,7 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None,
         table = PAPER_PRETRAIN if m in PAPER_PRETRAIN[16] else PAPER_METHOD
         pap = [table[n][m] - table[n][ref] for n in (16, 128) if m in table[n] and ref in table[n]]
         md.append(f"| {label} | {fmt_diff(paired(a, b))} | {' / '.join(f'{x:+.2f}' for x in pap) or '–'} |")
-    md += ["", "### Targets", "", "| target | measured [95 % interval] | verdict |", "|---|---|---|"]
+    md += ["", "#### Targets", "", "| target | measured [95 % interval] | verdict |", "|---|---|---|"]
     md += targets(p, pre, meth, ft)
     text = "\n".join(md + (["", "![PSNR vs training pairs](ablation.png)", ""] if ft else [""]))
     if ft:

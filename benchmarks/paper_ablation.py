@@ -257,13 +257,13 @@ def main(argv=None):
     out = args.out or ROOT / "benchmarks" / "ablation" / args.profile
     from benchmarks.ablation_report import write_report
 
-    t = time.time()
+    t, ran = time.time(), 0
     if not args.report_only:
-        run(args.profile, out, args.jobs, args.budget_minutes, args.threads, methods, pretrains,
+        ran = run(args.profile, out, args.jobs, args.budget_minutes, args.threads, methods, pretrains,
             log=lambda m: print(m, file=sys.stderr))
     p = PROFILES[args.profile]
     report = write_report(out, args.profile, p, [cell_id(c) for c in cells(p)],
-                          session_seconds=None if args.report_only else time.time() - t,
+                          session_seconds=time.time() - t if ran else None,
                           variants={k: v[2] for k, v in {**VARIANTS, **PRETRAIN_VARIANTS}.items()},
                           image_link=os.path.relpath(out / "ablation.png", ROOT))  # as BENCHMARKS.md shows it
     print(report)
