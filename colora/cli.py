@@ -213,7 +213,7 @@ def cmd_compare(args):
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     pairs = [int(p) for p in args.pairs.split(",")] if args.pairs else [None]
-    rows, folder = compare(args.opt, methods, pairs, args.set)
+    rows, folder = compare(args.opt, methods, pairs, args.set, match_budget=args.match_budget)
     print(markdown(rows))
     print(f"tables: {folder / 'compare.md'} and {folder / 'compare.csv'}")
     return 0
@@ -233,6 +233,8 @@ def _add_finetune(sub):
     _add_opt_args(p)
     p.add_argument("--methods", default="colora,lora,svdiff,difffit,sct,bitfit,decoder,full")
     p.add_argument("--pairs", default="", help="comma-separated training pair counts, e.g. 16,128")
+    p.add_argument("--match-budget", action="store_true",
+                   help="train lora at the uniform rank that fills adapter.budget (row lora@budget)")
     p.set_defaults(func=cmd_compare)
 
 

@@ -566,6 +566,15 @@ def test_compare_writes_one_row_per_method_and_reruns_only_missing_cells(backgro
     assert json.loads((folder / "colora" / "adapter" / "faig.json").read_text()) == profile
     assert is_png(folder / "colora" / "adapter" / "faig.png")
     assert [r["method"] for r in csv.DictReader((folder / "compare.csv").open())] == ["colora", "bitfit"]
+    # --match-budget: LoRA at the uniform rank nearest CoLoRA's budget, a row of its own
+    code, out, err = colora_main("compare", "-opt", PRESET, "--methods", "colora,lora", "--match-budget",
+                                 *as_args(compare_sets(work)))
+    assert code == 0, err
+    table = [ln.split("|")[1].strip() for ln in out.splitlines() if ln.startswith("| ")]
+    assert table == ["method", "colora", "lora@budget"]
+    settings = json.loads((folder / "lora@budget" / "adapter" / "adapter_config.json").read_text())["settings"]
+    assert settings["rank"] == uniform_rank(tiny_model(), 0.07, {"method": "lora"}) and settings["match_budget"]
+    assert (folder / "results.jsonl").read_text().startswith(results)  # the rank-8 lora row is kept
 
 
 # ---- bad inputs: one line, exit 2, nothing trained --------------------------------------------
