@@ -137,8 +137,8 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None,
           "min in total" + (f", this run {session_seconds / 60:.0f} min wall." if session_seconds else ".")]
     pre_rows = [r for r in rows if r["kind"] == "pretrain" and r.get("prod_val_psnr")]
     if pre_rows:
-        md.append("Pre-training, PROD validation on the held-out photos (dB at each quarter of the run, "
-                  "to see whether it plateaued): " + "; ".join(
+        md.append("Pre-training validation on the held-out photos, each base on its own degradation mix "
+                  "(so not comparable across bases; dB at each quarter of the run, to see whether it plateaued): " + "; ".join(
                       f"{names.get(r['pretrain'], r['pretrain'])} {curve(r)} (input {r['prod_val_input_psnr']:.2f})" for r in pre_rows) + ".")
     md += ["", "#### Pre-training ablation (full fine-tuning), PSNR dB: ours (mean ± sd over seeds) | paper (six-task mean)", "",
            "| pairs | " + " | ".join(f"{names.get(v, v)} | paper" for v in pretrains) + " |",
