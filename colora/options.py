@@ -177,6 +177,7 @@ class DegradationsOpt(Section):
     allow_repeat: bool = False
     ops: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)  # op -> {prob, ranges} or ~
     exclude: List[str] = field(default_factory=list)  # ops or tasks held out (e.g. a fine-tuning task)
+    p_clean: float = 0.0  # probability a sample is left clean (lq == gt, empty recipe); 0 = never
     CHOICES = {"mode": ("prod", "fixed", "single")}
 
     def validate(self, where):

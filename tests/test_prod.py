@@ -103,6 +103,8 @@ def test_default_pool():
     ({"exclude": ["rian"]}, "'rian' is neither a degradation nor a task; did you mean 'rain'"),
     ({"ops": {"rain": {}}, "exclude": ["rain"]}, "no degradation left to draw"),
     ({"ops": {"jpeg": {"qualty": [30, 40]}}}, "jpeg has no parameter 'qualty' (did you mean 'quality'?)"),
+    ({"p_clean": 1.5}, "degradations.p_clean must be a probability in [0, 1], got 1.5"),
+    ({"p_clean": -0.1}, "degradations.p_clean must be a probability in [0, 1], got -0.1"),
 ])
 def test_bad_options_fail_clearly(section, message):
     with pytest.raises(OptionsError) as err:
@@ -119,3 +121,30 @@ def test_contact_sheet_shows_every_step():
     assert sheet.dtype == np.uint8
     assert sheet.shape == (3 * (32 + 14), (1 + max(map(len, rows))) * 32, 3)
     np.testing.assert_array_equal(sheet[14:46, :32], np.rint(CROP * 255).astype(np.uint8))
+
+
+def test_p_clean_leaves_some_samples_clean():
+    clean_count = 0
+    sampler = ProdSampler({"k_max": 2, "p_clean": 0.3})
+    for seed in range(100):
+        out, recipe = sampler.degrade(CROP, seed)
+        if not recipe:
+            clean_count += 1
+            assert out.tobytes() == CROP.tobytes() and out is not CROP
+        assert replay(CROP, json.loads(json.dumps(recipe))).tobytes() == out.tobytes()
+    assert 15 <= clean_count <= 45
+    always = ProdSampler({"p_clean": 1})
+    assert all(always.degrade(CROP, s)[1] == [] for s in range(5))
+
+
+def test_p_clean_zero_keeps_old_samples():
+    """The default draws no extra random number: samples equal those made before p_clean existed."""
+    default, zero = ProdSampler({"k_max": 3}), ProdSampler({"k_max": 3, "p_clean": 0})
+    assert default.p_clean == 0.0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        expected = [default.names[i] for i in default.draw(rng)]
+        out, recipe = zero.degrade(CROP, seed)
+        assert _ops(recipe) == expected
+        assert out.tobytes() == default.degrade(CROP, seed)[0].tobytes()
+    assert load_options({"degradations": {"p_clean": 0.25}}).degradations.p_clean == 0.25

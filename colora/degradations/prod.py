@@ -15,6 +15,9 @@ so they are options (the `degradations:` section, `DegradationsOpt`):
                   plus range overrides such as sigma: [0.5, 2]}; empty = DEFAULT_POOL
     exclude       op or task names (a task stands for its ops in TASKS) that are never drawn,
                   e.g. a held-out fine-tuning task
+    p_clean       probability in [0, 1] that a sample is left clean: lq == gt and the recipe is
+                  empty, so the network also learns to leave a clean photo alone (default 0:
+                  never; then no random number is drawn for it and older runs stay identical)
 
 Weighted draws without repeats pick ops one at a time in proportion to the remaining weights,
 so heavier ops also tend to be drawn first; the order is therefore shuffled separately.
@@ -29,7 +32,7 @@ import cv2
 import numpy as np
 
 from colora.degradations.base import get_op
-from colora.degradations.tasks import TASKS
+from colora.degradations.tasks import TASKS, replay
 from colora.errors import OptionsError
 
 # The default pool, in its canonical (fixed-mode) order: the order light meets them on its way
@@ -88,6 +91,10 @@ class ProdSampler:
         if isinstance(opt.k_max, bool) or not isinstance(opt.k_max, numbers.Integral) or opt.k_max < 1:
             raise OptionsError(f"{where}.k_max must be an integer of at least 1, got {opt.k_max!r}")
         self.mode, self.k_max, self.allow_repeat = opt.mode, int(opt.k_max), bool(opt.allow_repeat)
+        p_clean = opt.p_clean
+        if isinstance(p_clean, bool) or not isinstance(p_clean, numbers.Real) or not 0.0 <= p_clean <= 1.0:
+            raise OptionsError(f"{where}.p_clean must be a probability in [0, 1], got {p_clean!r}")
+        self.p_clean = float(p_clean)
         excluded = expand_exclude(opt.exclude, where)
         spec = opt.ops or {name: {"prob": w} for name, w in DEFAULT_POOL.items()}
         self.names, self.ops, weights = [], [], []
@@ -137,6 +144,8 @@ class ProdSampler:
 
         `rng`: a numpy Generator or a seed. Returns (degraded image, recipe)."""
         rng = np.random.default_rng(rng)
+        if self.p_clean > 0 and rng.random() < self.p_clean:
+            return replay(img, []), []
         out, recipe = img, []
         for i in self.draw(rng):
             out, params = self.ops[i](out, rng)
@@ -148,7 +157,7 @@ class ProdSampler:
     def __repr__(self):
         pool = ", ".join(f"{n}:{p:.3g}" for n, p in zip(self.names, self.p))
         return (f"ProdSampler(mode={self.mode}, k_max={self.k_max}, allow_repeat={self.allow_repeat}, "
-                f"pool=[{pool}])")
+                f"p_clean={self.p_clean:g}, pool=[{pool}])")
 
 
 # ---- seeing what PROD does ------------------------------------------------------------------
