@@ -108,7 +108,7 @@ def cmd_restore(args):
     counts = {"restored": 0, "skipped": 0, "failed": 0}
     for result in restorer.restore_paths(args.input, args.output, suffix=args.suffix, ext=args.ext,
                                          recursive=args.recursive, skip_existing=args.skip_existing,
-                                         progress=not args.quiet):
+                                         overwrite=args.overwrite, progress=not args.quiet):
         counts[result.status] += 1
         if result.status != "restored":
             from tqdm import tqdm
@@ -142,6 +142,8 @@ def _add_restore(sub):
     p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg", "webp"], help="output format")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders, keeping the tree")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files that exist in -o (an input of the run is never replaced)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_restore)
 

@@ -218,10 +218,11 @@ def to_uint8(pixels):
     return _quantize(pixels, 8)
 
 
-def write_image(path, pixels, alpha=None, bit_depth=8, quality=95):
+def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=True):
     """Write float [0, 1] pixels (HxW, HxWx1 or HxWx3 RGB) to a file chosen by extension.
 
-    Atomic (temp file + rename) and metadata-free. 16-bit for PNG/TIFF only; alpha is written to
+    Atomic (temp file + rename) and metadata-free; `overwrite=False` raises FileExistsError rather
+    than replace a file that exists when the write completes. 16-bit for PNG/TIFF only; alpha is written to
     PNG/WebP/TIFF (a grey image with alpha becomes RGBA) and dropped with a warning elsewhere.
     `quality` applies to JPEG and WebP.
     """
@@ -259,7 +260,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95):
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr), params)
     if not ok:
         raise ValueError(f"cannot write '{path}': OpenCV could not encode the image as {ext}")
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes(), replace=overwrite)
 
 
 # ---------------------------------------------------------------------------------------------

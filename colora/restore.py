@@ -6,32 +6,17 @@ matmuls; measured 1.2-1.4x faster than bf16 autocast, which re-casts every weigh
 and within 0.01 dB of fp32). NAFNet runs as NAFNetLocal (TLC) so a
 photo larger than the training patches sees the statistics the network was trained with.
 """
-import glob
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 
-from colora.errors import AdapterError, ColoraError, ImageReadError
+from colora.batch import IMAGE_EXTS, FileResult, list_inputs, output_path  # noqa: F401  (public here)
+from colora.errors import AdapterError, ColoraError
 from colora.tiling import count_tiles, run_tiled
 
 log = logging.getLogger("colora")
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff"}
-
-
-@dataclass
-class FileResult:
-    """What happened to one input file of a batch."""
-
-    input: Path
-    output: Optional[Path]
-    status: str  # restored | skipped | failed
-    reason: str = ""
 
 
 def load_model(path, train_size=None):
@@ -175,76 +160,11 @@ class Restorer:
 
     # ---- files -----------------------------------------------------------------------------------
     def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                      progress=True):
+                      overwrite=False, progress=True):
         """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
-        one FileResult per file. Bad files are reported and skipped; the batch goes on."""
-        from tqdm import tqdm
+        one FileResult per file (colora.batch): bad files are reported and skipped, the batch goes on,
+        and no input or pre-existing file is replaced unless `overwrite` (inputs: never)."""
+        from colora.batch import restore_files
 
-        from colora.imageio import read_image, write_image
-
-        files = list_inputs(inputs, recursive)
-        output = Path(output)
-        check_output_dir(output)
-        bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
-        claimed = {}  # output -> the input that owns it (IMG.jpg and IMG.jpeg both map to IMG.jpg)
-        for src, rel in bar:
-            dest = output_path(output, rel, suffix, ext, src)
-            if dest.resolve() == src.resolve():
-                yield FileResult(src, None, "failed", "the output would overwrite the input; use --suffix or another -o")
-                continue
-            owner = claimed.setdefault(dest.resolve(), src)
-            if owner != src:
-                yield FileResult(src, None, "failed", f"its output '{dest}' is also the output of '{owner}'; "
-                                                      "rename one of the two")
-                continue
-            if skip_existing and dest.exists():
-                yield FileResult(src, dest, "skipped", "output exists (--skip-existing)")
-                continue
-            try:
-                img = read_image(src)
-                h, w = img.pixels.shape[:2]
-                tiles = self.tiles_for(h, w)
-                with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
-                    pixels = self.restore(img.pixels, progress=tbar)
-                bit_depth = img.bit_depth if dest.suffix.lower() in SIXTEEN_BIT_EXTS else 8
-                alpha = img.alpha if dest.suffix.lower() in (".png", ".webp", ".tif", ".tiff") else None
-                write_image(dest, pixels, alpha=alpha, bit_depth=bit_depth)
-            except (ImageReadError, ColoraError) as exc:
-                yield FileResult(src, None, "failed", str(exc))
-                continue
-            except (ValueError, OSError) as exc:
-                yield FileResult(src, None, "failed", f"cannot write '{dest}': {exc}")
-                continue
-            yield FileResult(src, dest, "restored")
-
-
-def list_inputs(inputs, recursive=False):
-    """[(file, path relative to the input root)] for a file, a folder or a glob pattern."""
-    p = Path(inputs)
-    if p.is_file():
-        return [(p, Path(p.name))]
-    if p.is_dir():
-        pattern = "**/*" if recursive else "*"
-        files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-        return [(f, f.relative_to(p) if recursive else Path(f.name)) for f in files]
-    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if Path(m).is_file())
-    if matches:
-        return [(m, Path(m.name)) for m in matches]
-    raise ColoraError(f"input '{inputs}' not found: give an image file, a folder or a glob pattern")
-
-
-def check_output_dir(output):
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ColoraError(f"cannot create the output folder '{output}': {exc.strerror or exc}") from None
-    if not os.access(output, os.W_OK):
-        raise ColoraError(f"the output folder '{output}' is not writable")
-
-
-def output_path(output, rel, suffix, ext, src):
-    """output/rel with the suffix before the extension; `auto` keeps the input's format."""
-    new_ext = src.suffix.lower() if ext == "auto" else "." + ext.lower().lstrip(".")
-    if new_ext == ".jpeg":
-        new_ext = ".jpg"
-    return output / rel.parent / f"{rel.stem}{suffix}{new_ext}"
+        yield from restore_files(self, inputs, output, suffix=suffix, ext=ext, recursive=recursive,
+                                 skip_existing=skip_existing, overwrite=overwrite, progress=progress)
