@@ -132,6 +132,9 @@ class TrainOpt(Section):
     ema_decay: float = 0.0  # 0 = no EMA
     grad_clip: float = 0.0  # max gradient norm; 0 = no clipping (NAFNet uses 0.01)
     deterministic: bool = False
+    precision: str = "fp32"  # autocast dtype: auto = bf16 where the hardware has it natively (colora.precision)
+    channels_last: bool = False  # NHWC tensors: measured 1.1-1.2x faster training steps on CPU
+    CHOICES = {"precision": ("auto", "fp32", "bf16", "fp16")}
 
     def validate(self, where):
         super().validate(where)

@@ -24,6 +24,7 @@ from colora.experiment import Experiment, Timer, load_state, rng_states, set_rng
 from colora.losses import build_loss
 from colora.metrics import psnr_torch, ssim_torch
 from colora.options import dump_options
+from colora.precision import resolve_precision
 
 log = logging.getLogger("colora")
 
@@ -50,6 +51,14 @@ class Trainer:
         self.train_set, self.val_set = datasets if datasets is not None else self._datasets()
         self.model = model if model is not None else self._build_model()
         self.model.to(self.dist.device)
+        self.memory_format = torch.channels_last if opts.train.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        try:
+            self.amp_dtype = resolve_precision(opts.train.precision, self.dist.device)
+        except ValueError as e:
+            raise ColoraError(f"train.precision: {e}") from None
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.finetune = model is not None
         if self.finetune:
             from colora.adapters import get_hub
@@ -118,17 +127,22 @@ class Trainer:
         try:
             while self.iter < t.total_iter:
                 batch = next(batches)
-                lq, gt = batch["lq"].to(self.dist.device), batch["gt"].to(self.dist.device)
+                lq, gt = (batch[k].to(self.dist.device, memory_format=self.memory_format) for k in ("lq", "gt"))
                 self.net.train()
-                loss = self.loss_fn(self.net(lq), gt)
+                with torch.autocast(self.dist.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                                    enabled=self.amp_dtype is not None):
+                    pred = self.net(lq)
+                loss = self.loss_fn(pred.float(), gt)
                 stop, bad = self._flags(loss)
                 if bad:
                     raise TrainingError(self._nan_message(loss))
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.scaler.scale(loss).backward()
                 if t.grad_clip > 0:
+                    self.scaler.unscale_(self.optimizer)
                     torch.nn.utils.clip_grad_norm_(self.params, t.grad_clip)
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 self.scheduler.step()
                 if self.ema is not None:
                     self.update_ema()
