@@ -5,9 +5,11 @@
     experiments/<name>/training_states/<iter>.state    optimizer, scheduler, EMA, RNG states
     experiments/<name>/logs/options.yml, train.log, metrics.jsonl, curves.png, tb/
 
-Every file is written atomically, so whatever is on disk is complete: `--auto_resume` simply takes
-the newest state. Training states hold only tensors and plain Python values and are read back with
-`torch.load(weights_only=True)`.
+Every file is written atomically, so whatever is on disk is complete. A fresh run never mixes with an
+earlier one: an existing folder is renamed `<name>_archived_<time>` first (as BasicSR does).
+`--auto_resume` takes the newest state that can be read (a corrupt one is passed over with a
+warning) and only if its recorded options match. Training states hold only tensors and plain Python
+values and are read back with `torch.load(weights_only=True)`.
 """
 import io
 import json
@@ -22,17 +24,41 @@ import numpy as np
 import torch
 
 from colora.errors import ColoraError
-from colora.fileio import atomic_write_bytes, atomic_write_text
+from colora.fileio import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
 log = logging.getLogger("colora")
+STATE_KEYS = ("iter", "params", "optimizer", "scheduler", "best", "rng")
+# Options a resumed run may change: how long and how often it logs, validates and saves.
+RESUMABLE_CHANGES = ("name", "train.total_iter", "logger.", "val.", "path.resume_state", "path.experiments_root",
+                     "datasets.train.num_worker_per_gpu", "datasets.val.num_worker_per_gpu")
 
 
 class Experiment:
     def __init__(self, root, name, writer=True):
+        from colora.options import check_name
+
+        check_name(name, "name")
         self.dir = Path(root) / name
         self.models, self.states, self.logs = self.dir / "models", self.dir / "training_states", self.dir / "logs"
         self.writer = writer  # only rank 0 writes
         self._log_handler = None
+
+    def archive_existing(self):
+        """Before a fresh run: rename a folder holding an earlier run to `<name>_archived_<time>`, so
+        its states cannot outrank, be pruned with, or be resumed instead of the new run's."""
+        if not self.writer or not self.dir.is_dir() or not any(self.dir.iterdir()):
+            return None
+        target = self.dir.with_name(f"{self.dir.name}_archived_{time.strftime('%Y%m%d_%H%M%S')}")
+        n = 1
+        while target.exists():
+            target, n = target.with_name(f"{target.name.rsplit('~', 1)[0]}~{n}"), n + 1
+        try:
+            self.dir.rename(target)
+        except OSError as exc:
+            raise ColoraError(f"'{self.dir}' holds an earlier run and cannot be moved aside ({exc.strerror or exc}); "
+                              "rerun with --auto_resume to continue it, or choose another name") from None
+        log.warning(f"'{self.dir}' held an earlier run: moved it to '{target}' (--auto_resume continues a run)")
+        return target
 
     def create(self):
         """Make the folders, failing early (before training) if they cannot be written."""
@@ -41,6 +67,7 @@ class Experiment:
         try:
             for d in (self.models, self.states, self.logs):
                 d.mkdir(parents=True, exist_ok=True)
+                remove_stale_temps(d)
             probe = self.logs / ".write_test"
             probe.write_text("ok")
             probe.unlink()
@@ -67,8 +94,12 @@ class Experiment:
     def append_metrics(self, record):
         """One JSON line per event (appended; a line is written whole or not at all)."""
         if self.writer:
-            with open(self.logs / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            try:
+                with open(self.logs / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                raise ColoraError(f"cannot write '{self.logs / 'metrics.jsonl'}': {exc.strerror or exc}; "
+                                  "free some space and rerun with --auto_resume") from None
 
     def read_metrics(self):
         path = self.logs / "metrics.jsonl"
@@ -99,6 +130,13 @@ class Experiment:
             import matplotlib.pyplot as plt
         except ImportError:
             return None
+        try:
+            return self._plot(plt)
+        except OSError as exc:  # a full disk at the end must not hide why the run ended
+            log.warning(f"cannot write {self.logs / 'curves.png'}: {exc.strerror or exc}")
+            return None
+
+    def _plot(self, plt):
         records = self.read_metrics()
         train = [(r["iter"], r["loss"]) for r in records if r.get("kind") == "train"]
         val = [(r["iter"], r["psnr"]) for r in records if r.get("kind") == "val" and "psnr" in r]
@@ -129,8 +167,11 @@ class Experiment:
         return path
 
     def latest_state(self):
-        states = sorted(self._numbered(self.states, r"(\d+)\.state"))
-        return states[-1][1] if states else None
+        states = self.states_newest_first()
+        return states[0] if states else None
+
+    def states_newest_first(self):
+        return [p for _, p in sorted(self._numbered(self.states, r"(\d+)\.state"), reverse=True)]
 
     def prune(self, folder, pattern, keep):
         for _, path in sorted(self._numbered(folder, pattern))[:-keep or None] if keep > 0 else []:
@@ -151,9 +192,33 @@ def load_state(path):
     if not path.is_file():
         raise ColoraError(f"resume state '{path}' not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ColoraError(f"cannot read resume state '{path}': {str(exc).splitlines()[0][:200]}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ColoraError(f"cannot read resume state '{path}': {reason}") from None
+    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+        raise ColoraError(f"cannot read resume state '{path}': it is not a colora training state")
+    return state
+
+
+def flat_options(tree, prefix=""):
+    """{'train.optim_g.lr': 0.001, ...}: the options as dotted keys (recorded in each state)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flat_options(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def options_diff(recorded, current):
+    """The options that differ between a state and this run, except those a resume may change."""
+    def free(key):
+        return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_CHANGES)
+
+    keys = sorted(k for k in set(recorded) | set(current) if not free(k) and recorded.get(k) != current.get(k))
+    return [f"{k}: {recorded.get(k)!r} then, {current.get(k)!r} now" for k in keys]
 
 
 def rng_states():

@@ -6,6 +6,7 @@
 import copy
 import dataclasses
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from colora.allocation import allocate_ranks, format_table, rank_pattern, unifor
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint
 from colora.errors import ColoraError
+from colora.experiment import Experiment
 from colora.metrics import psnr_torch, ssim_torch
 
 log = logging.getLogger("colora")
@@ -116,6 +118,8 @@ def finetune(opts, auto_resume=False):
     model, base_path = load_base(opts)
     train_set, val_set = task_datasets(opts)
     exp_dir = Path(opts.path.experiments_root) / opts.name
+    if not auto_resume and opts.path.resume_state is None:  # before FAIG writes there; rank 0 only
+        _archive(opts, cfg, exp_dir)
     name = cfg["name"] or cfg["task"] or opts.name
     base_metrics = evaluate_model(model, val_set) if val_set is not None else {}
     table = None
@@ -142,7 +146,7 @@ def finetune(opts, auto_resume=False):
     log.info(f"adapter '{name}' ({cfg['method']}): {n:,} trainable parameters, {pct:.2f} % of the base")
     info = {"data": describe_data(opts), "base_checkpoint": base_path}
     trainer = Trainer(opts, model=model, auto_resume=auto_resume, adapter_info=info,
-                      datasets=(train_set, val_set))
+                      datasets=(train_set, val_set), archive=False)
     try:
         summary = trainer.fit()
         if summary["interrupted"] or not trainer.dist.is_main:
@@ -163,6 +167,16 @@ def finetune(opts, auto_resume=False):
     log.info(f"validation PSNR: base {base_metrics.get('psnr', float('nan')):.2f} dB -> adapted "
              f"{adapted.get('psnr', float('nan')):.2f} dB; adapter saved to {out}")
     return summary
+
+
+def _archive(opts, cfg, exp_dir):
+    """Move an earlier run aside; a FAIG profile reused from inside it is then read from its new place."""
+    profile = Path(cfg["faig_profile"]).resolve() if cfg["faig_profile"] else None
+    inside = exp_dir.resolve()
+    archived = Experiment(opts.path.experiments_root, opts.name,
+                          writer=os.environ.get("RANK", "0") == "0").archive_existing()
+    if archived is not None and profile is not None and profile.is_relative_to(inside):
+        cfg["faig_profile"] = str(archived / profile.relative_to(inside))
 
 
 def describe_data(opts):

@@ -12,7 +12,7 @@ import difflib
 import logging
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Dict, List, Optional, Union
 
 import yaml
@@ -247,6 +247,19 @@ class Options(Section):
         d = super().to_dict()
         d.pop("source"), d.pop("warnings")
         return d
+
+    def validate(self, where):
+        super().validate(where)
+        check_name(self.name, "name")
+
+
+def check_name(name, where):
+    """An experiment name is a folder (or sub-folder) of experiments_root, never a way out of it."""
+    parts = PurePosixPath(str(name).replace("\\", "/")).parts
+    if (not str(name).strip() or PurePosixPath(str(name)).is_absolute() or PureWindowsPath(str(name)).is_absolute()
+            or not parts or any(p in ("..", ".") for p in parts) or str(name).startswith("~") or "\0" in str(name)):
+        raise OptionsError(f"{where} {str(name)!r} must be a folder name inside path.experiments_root "
+                           "(no '..', '.', '~' or absolute path), such as NAFNet_noise")
 
 
 def load_options(src, overrides=()):

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
 from colora.distributed import IterationSampler, broadcast_flags, cleanup_distributed, setup_distributed
-from colora.errors import ColoraError
-from colora.experiment import Experiment, Timer, load_state, rng_states, set_rng_states
+from colora.errors import AdapterError, ColoraError
+from colora.experiment import (Experiment, Timer, flat_options, load_state, options_diff, rng_states,
+                               set_rng_states)
 from colora.losses import build_loss
 from colora.metrics import psnr_torch, ssim_torch
 from colora.options import dump_options
@@ -34,9 +35,10 @@ class TrainingError(ColoraError):
 
 
 class Trainer:
-    def __init__(self, opts, model=None, auto_resume=False, adapter_info=None, datasets=None):
+    def __init__(self, opts, model=None, auto_resume=False, adapter_info=None, datasets=None, archive=True):
         """`model`: a prepared model with an active adapter (fine-tuning); None = build `network_g`.
-        `datasets`: (train, val) already built by the caller; None = build them from the options."""
+        `datasets`: (train, val) already built by the caller; None = build them from the options.
+        `archive`: a fresh run moves an existing experiment folder aside (False: the caller did)."""
         # A worker restarted by torchrun's elastic agent continues from the newest checkpoint.
         restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
         self.opts, self.auto_resume = opts, auto_resume or restarted
@@ -69,6 +71,8 @@ class Trainer:
             self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ColoraError("nothing to train: the model has no trainable parameter")
+        if archive and not self.auto_resume and opts.path.resume_state is None:
+            self.exp.archive_existing()
         self.exp.create()
         self.net = self.model
         if self.dist.world_size > 1:
@@ -253,9 +257,20 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save(self):
-        """Weights (or the adapter) and the full training state of this iteration, atomically."""
+        """Weights (or the adapter) and the full training state of this iteration, atomically. A
+        failed write (a full disk) stops the run in one line; the older states are kept."""
         if not self.dist.is_main:
             return
+        try:
+            self._save()
+        except (OSError, AdapterError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            last = self.exp.latest_state()
+            kept = f"the last good state {last} is kept" if last else "no earlier state exists"
+            raise TrainingError(f"cannot save the checkpoint of iteration {self.iter} in '{self.exp.dir}' "
+                                f"({reason}); {kept}: free some space and rerun with --auto_resume") from None
+
+    def _save(self):
         keep = self.opts.logger.keep_checkpoints
         models = self.exp.models
         if self.finetune:
@@ -279,17 +294,44 @@ class Trainer:
         self.exp.save_state(self.iter, self._state(), keep)
 
     def _state(self):
-        return {"iter": self.iter, "params": [p.detach().clone() for p in self.params],
+        return {"iter": self.iter, "options": flat_options(self.opts.to_dict()),
+                "params": [p.detach().clone() for p in self.params],
                 "ema": self.ema, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "best": self.best, "rng": rng_states()}
 
+    def _read_resume_state(self):
+        """(path, state) to resume from, or (None, None). path.resume_state is taken as given; with
+        --auto_resume the newest readable state, if its options match this run's."""
+        explicit = self.opts.path.resume_state
+        if explicit is not None:
+            return explicit, load_state(explicit)
+        if not self.auto_resume:
+            return None, None
+        candidates = self.exp.states_newest_first()
+        for path in candidates:
+            try:
+                state = load_state(path)
+            except ColoraError as exc:
+                log.warning(f"{exc}; trying the state before it")
+                continue
+            diff = options_diff(state.get("options") or {}, flat_options(self.opts.to_dict())) \
+                if "options" in state else []
+            if diff:
+                more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+                raise ColoraError(f"--auto_resume: the state {path} was saved with other options: "
+                                  f"{'; '.join(diff[:3])}{more}; use the options it was saved with, or rerun "
+                                  "without --auto_resume to start afresh (the old run is archived)")
+            return path, state
+        if candidates:
+            raise ColoraError(f"--auto_resume: no training state in '{self.exp.states}' can be read; rerun "
+                              "without --auto_resume to start afresh (the old run is archived)")
+        self.exp.truncate_metrics(-1)  # a run that never saved a state starts over: so do its logs
+        return None, None
+
     def _resume(self):
-        path = self.opts.path.resume_state
-        if path is None and self.auto_resume:
-            path = self.exp.latest_state()
-        if path is None:
+        path, state = self._read_resume_state()
+        if state is None:
             return
-        state = load_state(path)
         if len(state["params"]) != len(self.params) or any(
                 a.shape != b.shape for a, b in zip(state["params"], self.params)):
             raise ColoraError(f"resume state '{path}' was saved by another model or adapter; "
