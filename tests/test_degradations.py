@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from colora.degradations import OPS, TASKS, degrade_task, get_op, list_ops, replay
+from colora.degradations import OPS, TASKS, degrade_task, get_op, list_ops, replay, task_ops
+from colora.degradations import legacy
 from colora.errors import OptionsError
 
 
@@ -77,12 +78,52 @@ def test_gaussian_noise_sigma(sigma, grey):
 def test_signal_dependent_noise_grows_with_signal():
     ramp = np.repeat(np.linspace(0.05, 0.95, 128, dtype=np.float32)[None, :, None], 128, 0).repeat(3, 2)
     for name, params in (("poisson_noise", {"scale": 1.0, "seed": 3, "grey": False}),
+                         ("poisson_gaussian_noise", {"sigma": 25.0, "shot": 1.0, "seed": 3, "grey": False,
+                                                     "correlation": 0.0}),
                          ("camera_noise", {"shot": 0.01, "read": 0.0, "seed": 3})):
         diff = get_op(name).apply(ramp, params) - ramp
         dark, bright = diff[:, :32].std(), diff[:, -32:].std()
         assert dark > 0 and bright > 0
-        if name == "poisson_noise":  # shot noise in the output: std ∝ sqrt(signal)
+        if name != "camera_noise":  # shot noise in the output: std ∝ sqrt(signal)
             assert bright > 2 * dark
+
+
+def test_poisson_gaussian_noise_sigma_is_the_std_at_mid_grey():
+    grey_img = np.full((128, 128, 3), 0.5, np.float32)
+    for shot in (0.0, 0.5, 1.0):
+        params = {"sigma": 20.0, "shot": shot, "seed": 1, "grey": False, "correlation": 0.0}
+        measured = float((get_op("poisson_gaussian_noise").apply(grey_img, params) - grey_img).std())
+        assert abs(measured - 20 / 255) < 0.1 * 20 / 255
+    black = np.zeros((64, 64, 3), np.float32)
+    pure_shot = {"sigma": 20.0, "shot": 1.0, "seed": 1, "grey": True, "correlation": 0.0}
+    assert np.array_equal(get_op("poisson_gaussian_noise").apply(black, pure_shot), black)
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "poisson_gaussian_noise"])
+def test_noise_grey_colour_and_channel_correlated(name):
+    grey_img = np.full((96, 96, 3), 0.5, np.float32)
+    op = get_op(name)
+    base = {"sigma": 20.0, "seed": 5, **({"shot": 0.5} if name != "gaussian_noise" else {})}
+    for grey, correlation in ((False, 0.0), (False, 0.6), (True, 0.0)):
+        diff = op.apply(grey_img, {**base, "grey": grey, "correlation": correlation}) - grey_img
+        r = np.corrcoef(diff.reshape(-1, 3).T)[0, 1]
+        assert abs(r - (1.0 if grey else correlation)) < 0.05, (grey, correlation, r)
+    modes = [op.sample(np.random.default_rng(s)) for s in range(200)]
+    assert {p["grey"] for p in modes} == {True, False}
+    correlated = [p["correlation"] for p in modes if p["correlation"] > 0]
+    assert 30 < len(correlated) < 100 and all(0.2 <= c <= 0.9 for c in correlated)
+    assert not any(p["grey"] and p["correlation"] for p in modes)
+    sigmas = [p["sigma"] for p in modes]
+    assert min(sigmas) < 8 and max(sigmas) > 45  # sigma covers 5-50 on the 0-255 scale
+
+
+def test_old_gaussian_noise_params_replay_as_before():
+    """Recipes recorded before `correlation` existed replay to the same bytes as the old op."""
+    rng = np.random.default_rng(9)
+    old = {"sigma": 12.0, "seed": 9, "grey": False}
+    expected = ASTRONAUT + rng.standard_normal(ASTRONAUT.shape, dtype=np.float32) * np.float32(12 / 255)
+    got = get_op("gaussian_noise").apply(ASTRONAUT, old)
+    assert got.tobytes() == np.clip(expected, 0, 1).astype(np.float32).tobytes()
 
 
 # -- blur ---------------------------------------------------------------------------------------
@@ -137,6 +178,42 @@ def test_haze_moves_toward_airlight_and_lowers_contrast():
         assert out.std() < img.std()
 
 
+def test_haze_variety_depth_and_airlight():
+    op = get_op("haze")
+    samples = [op.sample(np.random.default_rng(s)) for s in range(150)]
+    assert {p["airlight_colour"] for p in samples} == {"grey", "blue", "yellow"}
+    for p in samples:
+        r, g, b = p["airlight"]
+        if p["airlight_colour"] == "blue":
+            assert b >= g >= r
+        if p["airlight_colour"] == "yellow":
+            assert r >= g >= b
+        assert p["gradient"] + p["depth_image"] <= 0.9 + 1e-9
+    betas = [p["beta"] for p in samples]
+    assert min(betas) < 0.6 and max(betas) > 2.5  # light to dense
+    assert 0.25 < np.mean([p["depth_image"] > 0 for p in samples]) < 0.55
+    assert 0.1 < np.mean([p["airlight_slope"] != 0 for p in samples]) < 0.4
+    # transmission varies over the image, and the image-derived proxy makes bright regions far
+    p = dict(samples[0], gradient=0.0, depth_image=0.9, airlight_slope=0.0)
+    d = op.depth(ASTRONAUT, p)
+    assert d.min() >= 0 and d.max() <= 1 + 1e-6 and d.std() > 0.05
+    luma = cv2.GaussianBlur(ASTRONAUT @ np.float32([0.299, 0.587, 0.114]), (0, 0), 8)
+    assert np.corrcoef(d.ravel(), luma.ravel())[0, 1] > 0.8
+    uneven = dict(p, airlight_slope=0.25, airlight_angle=90.0, beta=50.0)  # all airlight: see its glow
+    out = op.apply(ASTRONAUT, uneven)
+    assert out[:10].mean() > out[-10:].mean() + 0.05  # brighter toward the top
+
+
+def test_old_weather_params_replay_with_the_first_renderers():
+    old = {"rain": {"density": 0.01, "length": 20.0, "angle": 80.0, "width": 2, "brightness": 0.8, "seed": 3},
+           "raindrop": {"count": 20, "radius": [3.0, 20.0], "zoom": 2.0, "seed": 4},
+           "haze": {"beta": 1.5, "airlight": [0.9, 0.9, 0.95], "gradient": 0.3, "seed": 5}}
+    for name, params in old.items():
+        out = get_op(name).apply(ASTRONAUT, json.loads(json.dumps(params)))
+        expected = np.clip(getattr(legacy, name)(ASTRONAUT, params), 0, 1).astype(np.float32)
+        assert out.tobytes() == expected.tobytes() and not np.array_equal(out, ASTRONAUT)
+
+
 def _dominant_orientation(img):
     """Structure-tensor orientation of the lines in `img`, in degrees (0–180, 90 = vertical,
     counter-clockwise on screen, i.e. the ops' convention)."""
@@ -149,22 +226,102 @@ def _dominant_orientation(img):
 
 
 def test_rain_streaks_follow_the_drawn_angle():
-    op = get_op("rain", density=(0.005, 0.02))
-    for seed, img in enumerate(list(PHOTOS.values()) * 2):
+    op = get_op("rain", density=(0.005, 0.02), layers=(1, 1), veil=(0, 0))
+    for seed, img in enumerate(list(PHOTOS.values()) * 3):
         out, params = op(img, np.random.default_rng(seed))
-        err = abs(_dominant_orientation(out - img) - params["angle"]) % 180
+        angle = params["layers"][0]["angle"]
+        err = abs(_dominant_orientation(out - img) - angle) % 180
         assert min(err, 180 - err) < 10, params
     # the convention itself: 90 = vertical streaks (difference varies along x, not along y)
-    layer = op.layer((128, 128), dict(params, angle=90.0))
-    assert np.abs(np.diff(layer, axis=0)).mean() < 0.5 * np.abs(np.diff(layer, axis=1)).mean()
+    for shape in ("line", "tapered", "motion"):
+        layer = {"shape": shape, "density": 0.004, "length": 30.0, "width": 1.0, "angle": 90.0,
+                 "brightness": 0.8, "blur": 0.0}
+        streaks = op.layer((128, 128), layer, np.random.default_rng(0))
+        assert np.abs(np.diff(streaks, axis=0)).mean() < 0.5 * np.abs(np.diff(streaks, axis=1)).mean()
+
+
+def test_rain_draws_its_variety():
+    op = get_op("rain")
+    samples = [op.sample(np.random.default_rng(s)) for s in range(120)]
+    layers = [layer for p in samples for layer in p["layers"]]
+    assert {len(p["layers"]) for p in samples} == {1, 2, 3}
+    assert {layer["shape"] for layer in layers} == {"line", "tapered", "motion"}
+    assert {p["blend"] for p in samples} == {"screen", "add", "max"}
+    angles = [p["layers"][0]["angle"] for p in samples]
+    assert min(angles) < 60 and max(angles) > 120 and any(85 < a < 95 for a in angles)
+    densities = [p["layers"][0]["density"] for p in samples]
+    assert max(densities) > 8 * min(densities)  # sparse to heavy
+    assert any(p["veil"] > 0 for p in samples) and any(p["veil"] == 0 for p in samples)
+    assert any(p["tint"] != [1.0] * 3 for p in samples) and any(p["tint"] == [1.0] * 3 for p in samples)
+    for p in samples:  # the near layer first; far layers shorter, dimmer and blurred
+        near, *far = p["layers"]
+        assert near["blur"] == 0 and all(f["length"] < near["length"] and f["blur"] > 0 for f in far)
+        assert all(layer["width"] <= max(0.3, layer["length"] / 6) + 1e-9 for layer in p["layers"])
+    widths = [layer["width"] for layer in layers]
+    assert min(widths) < 0.8 and max(widths) > 2
+
+
+def test_rain_blend_modes():
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    params = get_op("rain", density=(0.02, 0.02), brightness=(0.9, 0.9)).sample(np.random.default_rng(1))
+    params["veil"], params["tint"] = 0.0, [1.0, 1.0, 1.0]
+    rain = np.repeat(get_op("rain").rain_map(flat.shape, params)[..., None], 3, axis=2)
+    outs = {b: get_op("rain").apply(flat, dict(params, blend=b)) for b in ("screen", "add", "max")}
+    np.testing.assert_allclose(outs["screen"], 1 - 0.5 * (1 - rain), atol=1e-6)
+    np.testing.assert_allclose(outs["add"], np.clip(0.5 + rain, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(outs["max"], np.maximum(0.5, rain), atol=1e-6)
+    assert (outs["add"] >= outs["screen"] - 1e-6).all() and (outs["screen"] >= outs["max"] - 1e-6).all()
+    with pytest.raises(OptionsError, match="rain.blend must be one of screen, add, max"):
+        get_op("rain").apply(flat, dict(params, blend="multiply"))
 
 
 def test_raindrop_changes_local_regions():
     op = get_op("raindrop")
-    for seed, img in enumerate(PHOTOS.values()):
+    for seed, img in enumerate(list(PHOTOS.values()) * 2):
         out, params = op(img, np.random.default_rng(seed))
         changed = (np.abs(out - img).max(axis=2) > 1e-3).mean()
         assert 0.01 < changed < 0.9, (changed, params)
+
+
+def test_raindrop_draws_its_variety():
+    op = get_op("raindrop")
+    samples = [op.sample(np.random.default_rng(s)) for s in range(120)]
+    assert {p["flip"] for p in samples} == {True, False}
+    assert any(p["drop_blur"] == 0 for p in samples) and any(p["drop_blur"] > 1 for p in samples)
+    assert min(p["radius"][0] for p in samples) < 2.5 and max(p["radius"][1] for p in samples) > 25
+    for p in samples:
+        assert 1.5 <= p["radius"][0] <= p["radius"][1] <= 35 and 5 <= p["count"] <= 60
+    counts = [p["count"] for p in samples]
+    assert min(counts) <= 10 and max(counts) >= 40
+    zooms = [p["zoom"] for p in samples]
+    assert min(zooms) < 1 and max(zooms) > 2.5  # magnified pieces and minified wide views
+
+
+def _one_drop(flip, **extra):
+    return {"count": 1, "radius": [30.0, 30.0], "zoom": 1.0, "offset": 0.0, "blur": 0.0, "drop_blur": 0.0,
+            "edge": 0.0, "highlight": 0.0, "trail": 0.0, "elongation": 1.0, "flip": flip,
+            "light_angle": 135.0, "seed": 0, **extra}
+
+
+def test_raindrop_refracts_the_background():
+    """A drop shows the background around it, flipped (like a real drop lens) when `flip`."""
+    ramp = np.repeat(np.linspace(0.1, 0.9, 128, dtype=np.float32)[:, None, None], 128, 1).repeat(3, 2)
+    op = get_op("raindrop")
+    for seed in range(20):  # the drop's place is drawn from the seed: use one wholly inside the image
+        flipped = op.apply(ramp, _one_drop(True, seed=seed))
+        straight = op.apply(ramp, _one_drop(False, seed=seed))
+        inside = np.abs(flipped - ramp).max(axis=2) > 0.02
+        rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
+        if len(rows) < 10 or rows.min() == 0 or cols.min() == 0 or rows.max() == 127 or cols.max() == 127:
+            continue
+        mid = (rows.min() + rows.max()) // 2
+        top, bottom = slice(rows.min(), mid), slice(mid, rows.max() + 1)
+        # the ramp grows downward; flipped, the drop's top shows the brighter part from below
+        assert flipped[top][inside[top]].mean() > flipped[bottom][inside[bottom]].mean() + 0.05
+        assert np.abs(straight - ramp).max() < 0.1  # zoom 1, not flipped: nearly the same picture
+        break
+    else:
+        pytest.fail("no drop landed on the image")
 
 
 def test_lowlight_darkens():
@@ -178,7 +335,7 @@ def test_lowlight_darkens():
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_replay_reproduces_degrade_task(task):
     out, recipe = degrade_task(ASTRONAUT, task, np.random.default_rng(11))
-    assert [step["op"] for step in recipe] == list(TASKS[task])
+    assert recipe and {step["op"] for step in recipe} <= set(task_ops(task))
     recipe = json.loads(json.dumps(recipe))
     assert replay(ASTRONAUT, recipe).tobytes() == out.tobytes()
     assert not np.array_equal(out, ASTRONAUT)
@@ -213,5 +370,35 @@ def test_range_overrides_are_used():
 
 def test_registry_lists_families():
     assert set(list_ops("weather")) == {"rain", "raindrop", "haze"}
+    assert set(list_ops("noise")) == {"gaussian_noise", "poisson_noise", "poisson_gaussian_noise", "camera_noise"}
     assert set(list_ops("blur")) == {"gaussian_blur", "aniso_gaussian_blur", "generalized_gaussian_blur",
                                      "plateau_blur", "defocus_blur", "motion_blur"}
+
+
+TASK_VARIETY = {
+    "noise": {"gaussian_noise", "poisson_gaussian_noise", "camera_noise"},
+    "blur": {"motion_blur", "defocus_blur", "gaussian_blur", "aniso_gaussian_blur",
+             "generalized_gaussian_blur", "plateau_blur", "gaussian_noise"},
+    "rain_raindrop": {"rain", "raindrop"},
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_VARIETY))
+def test_each_task_draws_its_variety(task):
+    """Recipes only (no image work): every op of the task is drawn, and the task's overrides apply."""
+    small = np.full((16, 16, 3), 0.5, np.float32)
+    seen, recipes = set(), []
+    for s in range(80):
+        _, recipe = degrade_task(small, task, np.random.default_rng(s))
+        seen.update(step["op"] for step in recipe)
+        recipes.append(recipe)
+    assert seen == TASK_VARIETY[task] == set(task_ops(task))
+    if task == "noise":
+        sigmas = [st["params"]["sigma"] for r in recipes for st in r if st["op"] == "gaussian_noise"]
+        assert all(5 <= x <= 50 for x in sigmas)
+    if task == "blur":  # mild noise after blur in about half the samples
+        noisy = [r for r in recipes if r[-1]["op"] == "gaussian_noise"]
+        assert 20 < len(noisy) < 60 and all(r[-1]["params"]["sigma"] <= 4 for r in noisy)
+        assert all(r[0]["op"] != "gaussian_noise" for r in recipes)
+    if task == "rain_raindrop":
+        assert all([st["op"] for st in r] == ["rain", "raindrop"] for r in recipes)

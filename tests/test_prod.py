@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from colora.degradations import OPS, TASKS, replay
+from colora.degradations import OPS, TASKS, replay, task_ops
 from colora.degradations.prod import DEFAULT_POOL, ProdSampler, contact_sheet
 from colora.errors import OptionsError
 from colora.imageio import bundled_photos
@@ -77,7 +77,7 @@ def test_seeds_reproduce_and_differ():
 
 def test_exclude_ops_and_tasks_and_weights():
     sampler = ProdSampler({"k_max": 4, "exclude": ["rain_raindrop", "jpeg", "noise"]})
-    banned = {"rain", "raindrop", "jpeg", *TASKS["noise"]}
+    banned = {"rain", "raindrop", "jpeg", *task_ops("noise")}
     assert not banned & set(sampler.names)
     drawn = {sampler.names[i] for s in range(300) for i in sampler.draw(np.random.default_rng(s))}
     assert drawn == set(sampler.names)  # everything else does occur

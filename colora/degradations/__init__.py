@@ -6,6 +6,6 @@ the fine-tuning tasks. Importing this package imports every family so `OPS` is c
 """
 from colora.degradations.base import OPS, DegradationOp, get_op, list_ops, register_op
 from colora.degradations import blur, jpeg, light, noise, resize, weather  # noqa: F401  (fill OPS)
-from colora.degradations.tasks import TASKS, degrade_task, replay
+from colora.degradations.tasks import TASKS, Step, degrade_task, replay, task_ops
 
-__all__ = ["OPS", "DegradationOp", "get_op", "list_ops", "register_op", "TASKS", "degrade_task", "replay"]
+__all__ = ["OPS", "DegradationOp", "get_op", "list_ops", "register_op", "TASKS", "Step", "degrade_task", "replay", "task_ops"]

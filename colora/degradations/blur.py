@@ -29,7 +29,7 @@ def filter_image(img, kernel):
     return cv2.filter2D(img, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
 
 
-def _axes(size, theta):
+def kernel_axes(size, theta):
     """Pixel offsets of a size×size grid projected on the axis at `theta` degrees and its normal."""
     r = size // 2
     y, x = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float64)
@@ -103,7 +103,7 @@ class _GaussianFamily(_KernelBlur):
         """x^T Σ^-1 x on the kernel grid (isotropic when only `sigma` is given)."""
         sx = params.get("sigma_x", params.get("sigma"))
         sy = params.get("sigma_y", sx)
-        u, v = _axes(params["kernel_size"], params.get("theta", 0.0))
+        u, v = kernel_axes(params["kernel_size"], params.get("theta", 0.0))
         return (u / sx) ** 2 + (v / sy) ** 2
 
 
@@ -168,7 +168,7 @@ class DefocusBlur(_KernelBlur):
 
     def _kernel(self, params):
         r = params["radius"]
-        u, v = _axes(2 * int(np.ceil(r + 0.5)) + 1, 0.0)
+        u, v = kernel_axes(2 * int(np.ceil(r + 0.5)) + 1, 0.0)
         return np.clip(r + 0.5 - np.hypot(u, v), 0.0, 1.0)
 
 

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from colora.degradations.base import get_op
-from colora.degradations.tasks import TASKS, replay
+from colora.degradations.tasks import TASKS, replay, task_ops
 from colora.errors import OptionsError
 
 # The default pool, in its canonical (fixed-mode) order: the order light meets them on its way
@@ -42,12 +42,14 @@ from colora.errors import OptionsError
 # four Gaussian-family kernels share one "Gaussian blur" slot, so blur is not drawn four times as
 # often as rain. `lowlight` is left out (add it under `ops` to use it): it is a global exposure
 # change rather than a local corruption, it turns the other ops' output nearly black, and it
-# stays a task the pre-trained backbone has never seen.
+# stays a task the pre-trained backbone has never seen. Shot noise has two renderers
+# (Real-ESRGAN's Poisson and the display-space Poisson-Gaussian) sharing one slot.
 DEFAULT_POOL = {
     "haze": 1.0, "rain": 1.0, "raindrop": 1.0,
     "defocus_blur": 1.0, "gaussian_blur": 0.25, "aniso_gaussian_blur": 0.25,
     "generalized_gaussian_blur": 0.25, "plateau_blur": 0.25, "motion_blur": 1.0,
-    "resize": 1.0, "camera_noise": 1.0, "poisson_noise": 1.0, "gaussian_noise": 1.0,
+    "resize": 1.0, "camera_noise": 1.0, "poisson_noise": 0.5, "poisson_gaussian_noise": 0.5,
+    "gaussian_noise": 1.0,
     "jpeg": 1.0,
 }
 MODES = ("prod", "fixed", "single")
@@ -71,7 +73,7 @@ def expand_exclude(names, where="degradations"):
     out = set()
     for name in names:
         if name in TASKS or name in OPS:
-            out.update(TASKS.get(name, (name,)))
+            out.update(task_ops(name) if name in TASKS else (name,))
             continue
         close = difflib.get_close_matches(str(name), sorted(set(OPS) | set(TASKS)), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; tasks: {', '.join(TASKS)}"
