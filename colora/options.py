@@ -53,7 +53,7 @@ class NetworkOpt:
 
 @dataclass
 class DatasetOpt(Section):
-    BASICSR_ONLY = frozenset({"io_backend", "filename_tmpl", "dataset_enlarge_ratio", "prefetch_mode",
+    BASICSR_ONLY = frozenset({"io_backend", "dataset_enlarge_ratio", "prefetch_mode",
                               "pin_memory", "mean", "std", "color", "phase", "scale", "use_hflip",
                               "gt_size_minimum", "iters", "gt_sizes", "mini_batch_sizes"})
     name: str = ""
@@ -72,6 +72,16 @@ class DatasetOpt(Section):
     seed: int = 0
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
     crop_pairs_size: Optional[int] = None  # side of the fixed num_pairs crops (None = 2 * gt_size)
+    filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
+    dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
+    split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default
+    subset: Optional[str] = None  # a benchmark's subset (RainDS: raindrop, ...; GoPro: blur, blur_gamma)
+
+    def validate(self, where):
+        super().validate(where)
+        if "{}" not in self.filename_tmpl:
+            raise OptionsError(f"{where}.filename_tmpl must contain '{{}}' (where the GT name goes), "
+                               f"got {self.filename_tmpl!r}")
 
 
 @dataclass
