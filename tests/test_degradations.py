@@ -150,6 +150,21 @@ def test_motion_blur_records_its_kind():
     assert kinds == {"linear", "trajectory"}
 
 
+def test_motion_blur_trajectories_vary_and_old_paths_replay():
+    op = get_op("motion_blur")
+    paths = [p for p in (op.sample(np.random.default_rng(s)) for s in range(100)) if p["kind"] == "trajectory"]
+    assert 40 < len(paths) < 80
+    turns = [p["turn"] for p in paths]
+    assert min(turns) < 0.15 and max(turns) > 0.4
+    assert any(p["jerk"] == 0 for p in paths) and any(p["jerk"] > 0 for p in paths)
+    for p in paths[:10]:
+        k = op.kernel(p)
+        assert abs(k.sum() - 1) < 1e-6 and k.min() >= 0
+    old = {"length": 15.0, "angle": 30.0, "seed": 4, "kind": "trajectory"}  # recorded before `turn`
+    assert np.array_equal(op.kernel(old), op.kernel(dict(old, turn=0.25, jerk=0.0)))
+    assert not np.array_equal(op.kernel(old), op.kernel(dict(old, turn=0.25, jerk=0.1)))
+
+
 # -- jpeg ---------------------------------------------------------------------------------------
 def _blockiness(img):
     """Mean |column step| across 8×8 block boundaries (x ≡ 7|8) divided by elsewhere."""

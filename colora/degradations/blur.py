@@ -57,11 +57,20 @@ def linear_motion_kernel(length, angle):
     return splat_points(t * np.cos(a), -t * np.sin(a))
 
 
-def trajectory_motion_kernel(length, angle, rng, steps=64, turn=0.25):
+def trajectory_motion_kernel(length, angle, rng, steps=64, turn=0.25, jerk=0.0):
     """A camera-shake path: a random walk of `length` px starting at `angle`, heading jittered by
-    N(0, `turn` rad) per step; centred on its centroid so the image is blurred but not shifted."""
-    heading = np.deg2rad(angle) + np.cumsum(rng.normal(0.0, turn, steps))
-    step = length / steps
+    N(0, `turn` rad) per step; with `jerk` > 0 each step also turns sharply (N(0, 1.2 rad)) with
+    probability `jerk` and the speed varies along the path (log-normal steps, so the exposure
+    lingers where the camera slows), after Boracchi & Foi's random trajectories (TIP 2012).
+    Centred on its centroid so the image is blurred but not shifted."""
+    turns = rng.normal(0.0, turn, steps)
+    speed = np.ones(steps)
+    if jerk > 0:
+        turns += (rng.random(steps) < jerk) * rng.normal(0.0, 1.2, steps)
+        speed = rng.lognormal(0.0, 0.5, steps)
+        speed /= speed.mean()
+    heading = np.deg2rad(angle) + np.cumsum(turns)
+    step = length / steps * speed
     xs, ys = np.cumsum(step * np.cos(heading)), np.cumsum(-step * np.sin(heading))
     xs, ys = np.concatenate([[0.0], xs]), np.concatenate([[0.0], ys])
     return splat_points(xs - xs.mean(), ys - ys.mean())
@@ -175,19 +184,27 @@ class DefocusBlur(_KernelBlur):
 @register_op
 class MotionBlur(_KernelBlur):
     """Motion blur, recorded as `kind`: "linear" (a straight line of `length` px at `angle`, see
-    the module's angle convention) or, with probability `p_trajectory`, "trajectory" (a small random
-    walk of the same length starting at `angle`; see `trajectory_motion_kernel`).
-    length 5–25 px, angle 0–180°: our choice (GoPro/RealBlur-like shake on 256-px crops)."""
+    the module's angle convention) or, with probability `p_trajectory`, "trajectory" (a random
+    camera-shake path of the same length starting at `angle`; see `trajectory_motion_kernel`),
+    whose heading wanders by `turn` rad per step (smooth arcs to tight curls) and, in half of the
+    trajectories, jerks with probability `jerk` per step at a varying speed.
+    length 5–25 px, angle 0–180°: our choice (GoPro/RealBlur-like shake on 256-px crops);
+    turn 0.05–0.5, jerk 0.02–0.1: our choice. Params without `turn` replay the first version's
+    path (turn 0.25, no jerks)."""
 
     name = "motion_blur"
-    ranges = {"length": (5.0, 25.0), "angle": (0.0, 180.0)}
-    limits = {"length": (1.0, None)}
+    ranges = {"length": (5.0, 25.0), "angle": (0.0, 180.0), "turn": (0.05, 0.5), "jerk": (0.02, 0.1)}
+    limits = {"length": (1.0, None), "turn": (0.0, None), "jerk": (0.0, 1.0)}
     uses_seed = True
-    p_trajectory = 0.5
+    p_trajectory, p_jerk = 0.6, 0.5
 
     def sample(self, rng):
         params = super().sample(rng)
         params["kind"] = "trajectory" if rng.random() < self.p_trajectory else "linear"
+        if params["kind"] == "linear":
+            del params["turn"], params["jerk"]
+        elif rng.random() >= self.p_jerk:
+            params["jerk"] = 0.0
         return params
 
     def _kernel(self, params):
@@ -195,5 +212,6 @@ class MotionBlur(_KernelBlur):
             return linear_motion_kernel(params["length"], params["angle"])
         if params["kind"] == "trajectory":
             rng = np.random.default_rng(params["seed"])
-            return trajectory_motion_kernel(params["length"], params["angle"], rng)
+            return trajectory_motion_kernel(params["length"], params["angle"], rng,
+                                            turn=params.get("turn", 0.25), jerk=params.get("jerk", 0.0))
         raise OptionsError(f"motion_blur.kind must be 'linear' or 'trajectory', got {params['kind']!r}")
