@@ -271,7 +271,7 @@ def test_rain_draws_its_variety():
     for p in samples:  # the near layer first; far layers shorter, dimmer and blurred
         near, *far = p["layers"]
         assert near["blur"] == 0 and all(f["length"] < near["length"] and f["blur"] > 0 for f in far)
-        assert all(layer["width"] <= max(0.3, layer["length"] / 6) + 1e-9 for layer in p["layers"])
+        assert all(layer["width"] <= max(0.3, layer["length"] / 8) + 1e-9 for layer in p["layers"])
     widths = [layer["width"] for layer in layers]
     assert min(widths) < 0.8 and max(widths) > 2
 

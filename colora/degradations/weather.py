@@ -84,15 +84,17 @@ class Rain(DegradationOp):
     """Rain streaks in 1–`layers` depth layers, blended onto the image (our choice).
 
     Per sample: `layers` layers (1–3); the nearest has depth scale s = 1, the others s ~ U(0.35,
-    0.8). A layer of scale s draws streak seeds with probability density/s (at most the range's
-    max) per pixel (density
-    log-uniform, so sparse and heavy rain are equally common), intensity U(0.3, 1), on a canvas
-    padded so streaks also enter from outside the frame; half its streaks have length·s, half
-    0.4–0.75 of that; width·s; brightness·(0.45 + 0.55 s); far layers are blurred by 1.5 (1 − s)
-    px (a streak is never wider than a sixth of its length). Each layer has its own streak shape (line 0.4, tapered drop 0.3, motion-blurred stroke 0.3;
-    see `streak_kernel`) and leans at the sample's `angle` ± 4°. Layers are screen-combined, tinted
-    (white, or with p 0.5 each channel 1 − U(0, 0.15)) and blended onto the image by one mode per
-    sample: screen 1 − (1 − I)(1 − R) (0.45), additive I + R (0.3) or lighten max(I, R) (0.25).
+    0.8). A layer of scale s draws streak seeds with probability density/s per pixel (density is
+    log-uniform, so sparse and heavy rain are equally common; per layer at most the range's max
+    and at most 0.4 / (length·width), so one layer never paints over ~40 % of the image: heavy
+    rain, not a white sheet), intensity U(0.3, 1), on a canvas padded so streaks also enter from
+    outside the frame; half its streaks have length·s, half 0.4–0.75 of that; width·s (never
+    wider than an eighth of the length); brightness·(0.45 + 0.55 s); far layers are blurred by
+    1.5 (1 − s) px. Each layer has its own streak shape (line 0.4, tapered drop 0.3, motion-blurred
+    stroke 0.3; see `streak_kernel`) and leans at the sample's `angle` ± 4°. Layers are
+    screen-combined, tinted (white, or with p 0.5 each channel 1 − U(0, 0.15)) and blended onto
+    the image by one mode per sample: screen 1 − (1 − I)(1 − R) (0.45), additive I + R (0.3) or
+    lighten max(I, R) (0.25).
     With p 0.4 a veil of scattered light first lifts the image toward 0.85·tint by `veil`.
     density 0.001–0.02, length 6–50 px, angle 50–130° (near-vertical to strongly slanted),
     width 0.6–3 px, brightness 0.3–0.9, layers 1–3, veil 0–0.2: our choice (Rain100L/H-like
@@ -108,7 +110,7 @@ class Rain(DegradationOp):
     uses_seed = True
     shapes = {"line": 0.4, "tapered": 0.3, "motion": 0.3}
     blends = {"screen": 0.45, "add": 0.3, "max": 0.25}
-    p_tint, p_veil = 0.5, 0.4
+    p_tint, p_veil, max_cover = 0.5, 0.4, 0.4
 
     def sample(self, rng):
         n, angle = self.randint(rng, "layers"), self.uniform(rng, "angle")
@@ -118,9 +120,11 @@ class Rain(DegradationOp):
         lo, hi = self.ranges["angle"]
         layers = []
         for i, s in enumerate([1.0] + sorted(rng.uniform(0.35, 0.8, n - 1).tolist(), reverse=True)):
+            w_s = max(0.3, min(width * s, length * s / 8))
+            cover = self.max_cover / (max(1.0, length * s) * max(1.0, w_s))
             layers.append({
-                "shape": pick(rng, self.shapes), "density": min(self.ranges["density"][1], density / s),
-                "length": max(1.0, length * s), "width": max(0.3, min(width * s, length * s / 6)),
+                "shape": pick(rng, self.shapes), "density": min(self.ranges["density"][1], density / s, cover),
+                "length": max(1.0, length * s), "width": w_s,
                 "angle": float(np.clip(angle + (rng.uniform(-4, 4) if i else 0.0), lo, hi)),
                 "brightness": brightness * (0.45 + 0.55 * s), "blur": 1.5 * (1.0 - s)})
         tint = [1.0 - float(rng.uniform(0, 0.15)) for _ in range(3)] if rng.random() < self.p_tint else [1.0] * 3
