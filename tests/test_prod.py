@@ -79,6 +79,8 @@ def test_exclude_ops_and_tasks_and_weights():
     sampler = ProdSampler({"k_max": 4, "exclude": ["rain_raindrop", "jpeg", "noise"]})
     banned = {"rain", "raindrop", "jpeg", *task_ops("noise")}
     assert not banned & set(sampler.names)
+    no_blur = ProdSampler({"exclude": ["blur"]}).names  # the blur task's mild noise is no blur
+    assert "gaussian_noise" in no_blur and not {n for n in no_blur if n.endswith("blur")}
     drawn = {sampler.names[i] for s in range(300) for i in sampler.draw(np.random.default_rng(s))}
     assert drawn == set(sampler.names)  # everything else does occur
     weighted = ProdSampler({"k_max": 1, "ops": {"jpeg": {"prob": 1.0}, "rain": {"prob": 0.1},

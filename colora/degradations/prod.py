@@ -13,8 +13,8 @@ so they are options (the `degradations:` section, `DegradationsOpt`):
     allow_repeat  draw with replacement (the same op may occur twice, with its own params)
     ops           op name -> {prob: relative weight in [0, 1] (default 1; 0 disables the op),
                   plus range overrides such as sigma: [0.5, 2]}; empty = DEFAULT_POOL
-    exclude       op or task names (a task stands for its ops in TASKS) that are never drawn,
-                  e.g. a held-out fine-tuning task
+    exclude       op or task names (a task stands for the ops that define it, `tasks.task_ops`)
+                  that are never drawn, e.g. a held-out fine-tuning task
     p_clean       probability in [0, 1] that a sample is left clean: lq == gt and the recipe is
                   empty, so the network also learns to leave a clean photo alone (default 0:
                   never; then no random number is drawn for it and older runs stay identical)

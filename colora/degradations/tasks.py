@@ -17,11 +17,14 @@ from colora.errors import OptionsError
 @dataclass(frozen=True)
 class Step:
     """One step of a task: op name -> relative weight (one is drawn per sample), applied with
-    probability `p` (1 = always), with optional per-op range overrides (op name -> {param: range})."""
+    probability `p` (1 = always), with optional per-op range overrides (op name -> {param: range}).
+    `defining` = False marks an accessory (the mild noise after blur): it is not what the task
+    is, so holding the task out of PROD (`task_ops`) does not hold it out."""
 
     ops: dict
     p: float = 1.0
     overrides: dict = field(default_factory=dict)
+    defining: bool = True
 
     def draw(self, rng):
         """The op (built with its overrides) this sample uses, or None when the step is skipped."""
@@ -49,7 +52,8 @@ BLUR = Step({"motion_blur": 0.35, "defocus_blur": 0.2, "gaussian_blur": 0.1, "an
             overrides={name: {"sigma_x": (0.6, 3.0), "sigma_y": (0.3, 3.0)} for name in
                        ("aniso_gaussian_blur", "generalized_gaussian_blur", "plateau_blur")}
             | {"gaussian_blur": {"sigma": (0.6, 3.0)}})
-MILD_NOISE = Step({"gaussian_noise": 1.0}, p=0.5, overrides={"gaussian_noise": {"sigma": (0.5, 4.0)}})
+MILD_NOISE = Step({"gaussian_noise": 1.0}, p=0.5, overrides={"gaussian_noise": {"sigma": (0.5, 4.0)}},
+                  defining=False)
 TASKS = {
     "rain": (Step({"rain": 1.0}),),
     "raindrop": (Step({"raindrop": 1.0}),),
@@ -61,9 +65,10 @@ TASKS = {
 }
 
 
-def task_ops(task):
-    """Every op name `task` may draw (sorted), e.g. to hold a task out of PROD pre-training."""
-    return sorted({name for step in TASKS[task] for name in step.ops})
+def task_ops(task, accessories=False):
+    """The op names that define `task` (sorted), e.g. to hold a task out of PROD pre-training;
+    with `accessories`, every op the task may draw."""
+    return sorted({name for step in TASKS[task] if step.defining or accessories for name in step.ops})
 
 
 def degrade_task(img, task, rng):
