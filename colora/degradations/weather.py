@@ -281,19 +281,21 @@ class Raindrop(DegradationOp):
             (a2, a3), (p2, p3) = wobble
             rho = rho / (1.0 + a2 * np.cos(2 * phi + p2) + a3 * np.cos(3 * phi + p3))
         a = np.clip((1.0 - rho) / max(0.12, 1.5 / min(rx, ry)), 0.0, 1.0) * strength
-        top = a > maps["alpha"][box]  # a later drop covers an earlier one where it is more opaque
+        alpha = maps["alpha"][box]  # views: the maps are updated in place
+        top = a > alpha  # a later drop covers an earlier one where it is more opaque
         z = zoom * (1.0 + 0.5 * rho ** 2)
-        maps["x"][box] = np.where(top, cx + sign * dx * z, maps["x"][box])
-        maps["y"][box] = np.where(top, cy - lift + sign * dy * z, maps["y"][box])
-        maps["alpha"][box] = np.maximum(maps["alpha"][box], a)
+        np.copyto(maps["x"][box], cx + sign * dx * z, where=top)
+        np.copyto(maps["y"][box], cy - lift + sign * dy * z, where=top)
+        np.maximum(alpha, a, out=alpha)
         inside = rho < 1
-        maps["dark"][box] = np.where(top, np.clip((rho - 0.5) / 0.5, 0, 1) ** 2 * inside, maps["dark"][box])
+        np.copyto(maps["dark"][box], np.clip((rho - 0.5) / 0.5, 0, 1) ** 2 * inside, where=top)
         if light_dir is not None:
             hx, hy = cx + 0.45 * rx * light_dir[0], cy + 0.45 * ry * light_dir[1]
             r = min(rx, ry)
             spot = np.exp(-((xs[box] - hx) ** 2 + (ys[box] - hy) ** 2) / (2 * (0.14 * r + 0.3) ** 2))
             rim = 0.25 * np.exp(-(((rho - 0.88) / 0.08) ** 2))
-            maps["light"][box] = np.maximum(maps["light"][box], (spot + rim) * inside)
+            light = maps["light"][box]
+            np.maximum(light, (spot + rim) * inside, out=light)
 
 
 # ---- haze --------------------------------------------------------------------------------------
