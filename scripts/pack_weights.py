@@ -40,6 +40,8 @@ def commands(exp):
         end = float(lines[i + 1][0]) if i + 1 < len(lines) else None
         if " pretrain " in cmd:
             key = "pretrain"
+        elif "adapter.task=" in cmd:
+            key = cmd.split("adapter.task=")[1].split()[0]
         elif "options/finetune/" in cmd:
             key = cmd.split("options/finetune/")[1].split(".yml")[0]
         else:
@@ -53,12 +55,14 @@ def pack_base(ckpt, dest):
     meta = read_metadata(ckpt)
     state = load_state_dict(ckpt, "params_ema")  # falls back to params when no EMA was kept
     exp = Path(ckpt).parents[1]
+    log = exp.parent / "commands.log"
+    command = commands(exp.parent)["pretrain"][0] if log.exists() else None
     vals = [json.loads(x) for x in (exp / "logs" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
     save_checkpoint(dest / "base.safetensors", state, network_g=json.loads(meta["network_g"]),
                     extra_metadata={"train_size": meta.get("train_size", 64), "made_by": "scripts/make_default_weights.sh"})
     manifest = {"base": {"file": "base.safetensors", "sha256": sha256(dest / "base.safetensors"),
                          "tensors_sha256": tensors_sha256(dest / "base.safetensors"),
-                         "command": "colora pretrain -opt options/pretrain/nafnet_tiny_prod.yml",
+                         "command": command,
                          "seed": 0, "iterations": vals[-1]["iter"] if vals else None,
                          "val_psnr": vals[-1].get("psnr") if vals else None,
                          "val_input_psnr": vals[0].get("input_psnr") if vals else None}}
