@@ -148,12 +148,35 @@ def _add_restore(sub):
     p.set_defaults(func=cmd_restore)
 
 
-def cmd_eval(args):
-    from colora.evaluate import evaluate, write_csv, write_grid
+def _benchmark(args):
+    """The split `colora eval --dataset` scores, read before any model is loaded."""
+    from colora.data import BENCHMARKS, find_benchmark
+    from colora.datasets import build_dataset
 
-    restorer = _restorer(args)
-    rows, mean = evaluate(restorer, args.lq, args.gt, crop_border=args.crop_border,
-                          test_y_channel=args.test_y_channel, output=args.save)
+    if args.lq or args.gt:
+        raise ColoraError("give either --lq and --gt folders or --dataset and --dataroot, not both")
+    cls = find_benchmark(args.dataset)
+    if cls is None:
+        raise ColoraError(f"--dataset '{args.dataset}' is not a benchmark; choose one of: {', '.join(BENCHMARKS)}")
+    if not args.dataroot:
+        raise ColoraError(f"--dataset {cls.NAME} needs --dataroot, the folder its download was extracted to")
+    return build_dataset({"type": cls.NAME, "dataroot": args.dataroot, "split": args.split,
+                          "subset": args.subset}, phase="val")
+
+
+def cmd_eval(args):
+    from colora.evaluate import evaluate, evaluate_benchmark, write_csv, write_grid
+
+    if args.dataset:
+        dataset = _benchmark(args)
+        p = dataset.PROTOCOL
+        print(f"{dataset.label()}: {len(dataset)} images; PSNR/SSIM on {p.describe()} ({p.source})")
+        rows, mean = evaluate_benchmark(_restorer(args), dataset, output=args.save)
+    elif args.lq and args.gt:
+        rows, mean = evaluate(_restorer(args), args.lq, args.gt, crop_border=args.crop_border,
+                              test_y_channel=args.test_y_channel, output=args.save)
+    else:
+        raise ColoraError("colora eval needs --lq and --gt folders, or --dataset and --dataroot")
     print(f"{'image':24s} {'PSNR in':>8s} {'PSNR out':>9s} {'SSIM in':>8s} {'SSIM out':>9s}")
     for r in rows + [dict(mean, name="mean")]:
         print(f"{r['name'][:24]:24s} {r['psnr_in']:8.2f} {r['psnr_out']:9.2f} {r['ssim_in']:8.4f} {r['ssim_out']:9.4f}")
@@ -165,12 +188,17 @@ def cmd_eval(args):
 
 
 def _add_eval(sub):
-    p = sub.add_parser("eval", help="restore LQ images and report PSNR/SSIM against GT")
-    p.add_argument("--lq", required=True, help="folder of degraded images")
-    p.add_argument("--gt", required=True, help="folder of clean images (matched by file name stem)")
+    p = sub.add_parser("eval", help="restore LQ images (folders or a benchmark split) and report PSNR/SSIM")
+    p.add_argument("--lq", help="folder of degraded images")
+    p.add_argument("--gt", help="folder of clean images (matched by file name stem)")
+    p.add_argument("--dataset", metavar="NAME", help="a benchmark as downloaded (SIDD, GoPro, RealBlur_J, "
+                   "RainDS_real, NH-HAZE, ...), scored as its papers do (README: evaluation protocols)")
+    p.add_argument("--dataroot", help="the folder the --dataset download was extracted to")
+    p.add_argument("--split", help="the benchmark split (default: its test or validation split)")
+    p.add_argument("--subset", help="the benchmark subset (RainDS: rainstreak, raindrop, rainstreak_raindrop)")
     _add_model_args(p)
-    p.add_argument("--crop-border", type=int, default=0)
-    p.add_argument("--test-y-channel", action="store_true", help="PSNR/SSIM on the BT.601 Y channel")
+    p.add_argument("--crop-border", type=int, default=0, help="pixels cropped off each border (folders)")
+    p.add_argument("--test-y-channel", action="store_true", help="PSNR/SSIM on the BT.601 Y channel (folders)")
     p.add_argument("--csv", help="write per-image and mean metrics to this CSV file")
     p.add_argument("--grid", help="write an LQ | restored | GT comparison PNG")
     p.add_argument("--save", help="also write the restored images to this folder")

@@ -141,17 +141,29 @@ class TaskDataset(_SyntheticDataset):
 
 # ---- real pairs ----------------------------------------------------------------------------
 class PairedFolderDataset(torch.utils.data.Dataset):
-    """LQ/GT images in two folders, matched by file name without suffix (sub-folders included).
+    """LQ/GT images in two folders, matched by file name without suffix (sub-folders included);
+    `filename_tmpl` makes the LQ stem from the GT stem as BasicSR does ('{}_x4': a.png ~ a_x4.png).
 
     Every problem (an image without its partner on either side, two files with one name, an
     unreadable file, a pair of different sizes) is listed in one error before training starts.
     train: the same random gt_size crop and flip/rotation of both (pairs smaller than gt_size are
-    skipped with a warning); val: whole images. `num_pairs` keeps a seeded random subset."""
+    skipped with a warning); val: whole images. `num_pairs` keeps a seeded random subset.
+    Subclasses (the benchmark layouts of colora.data) override `list_pairs` and `where`."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
         self.opt, self.phase, self.seed, self.size = opt, phase, int(opt.seed), int(opt.gt_size)
+        lq, gt, problems = self.list_pairs()
+        self.load_pairs(lq, gt, problems)
+
+    def where(self):
+        """What the pairs are, for error messages."""
+        return f"paired folders '{self.opt.dataroot_lq}' and '{self.opt.dataroot_gt}'"
+
+    def list_pairs(self):
+        """({key: LQ path}, {key: GT path}, [problems]) -- unmatched files are problems."""
+        opt = self.opt
         if not opt.dataroot_lq or not opt.dataroot_gt:
-            raise OptionsError(f"datasets.{phase}: {opt.type} needs both dataroot_lq and dataroot_gt folders")
+            raise OptionsError(f"datasets.{self.phase}: {opt.type} needs both dataroot_lq and dataroot_gt folders")
         problems, sides = [], {}
         for side, root in (("LQ", opt.dataroot_lq), ("GT", opt.dataroot_gt)):
             sides[side] = {}
@@ -160,13 +172,25 @@ class PairedFolderDataset(torch.utils.data.Dataset):
                 if key in sides[side]:
                     problems.append(f"two {side} files named '{key}': {sides[side][key].name}, {path.name}")
                 sides[side][key] = path
-        lq, gt = sides["LQ"], sides["GT"]
-        problems += [f"no GT image for LQ '{lq[k]}'" for k in sorted(set(lq) - set(gt))]
-        problems += [f"no LQ image for GT '{gt[k]}'" for k in sorted(set(gt) - set(lq))]
-        keys = sorted(set(lq) & set(gt))
-        if opt.num_pairs and phase == "train" and opt.num_pairs < len(keys):
-            pick = np.random.default_rng([self.seed, PAIRS_EPOCH]).choice(len(keys), opt.num_pairs, replace=False)
-            keys = [keys[i] for i in sorted(pick)]
+        tmpl, gt = opt.filename_tmpl, sides["GT"]
+        lq = {k: sides["LQ"][tmpl.format(k)] for k in gt if tmpl.format(k) in sides["LQ"]}
+        named = {tmpl.format(k) for k in gt}
+        problems += [f"no GT image for LQ '{p}'" for k, p in sorted(sides["LQ"].items()) if k not in named]
+        problems += [f"no LQ image for GT '{gt[k]}'" + (f" (LQ '{tmpl.format(k)}')" if tmpl != "{}" else "")
+                     for k in sorted(set(gt) - set(lq))]
+        return lq, gt, problems
+
+    def sample(self, keys):
+        """The paper's "N training pairs": num_pairs of `keys` (train phase), fixed by `seed`."""
+        n = self.opt.num_pairs
+        if not n or self.phase != "train" or n >= len(keys):
+            return list(keys)
+        pick = np.random.default_rng([self.seed, PAIRS_EPOCH]).choice(len(keys), n, replace=False)
+        return [keys[i] for i in sorted(pick)]
+
+    def load_pairs(self, lq, gt, problems):
+        """Sample num_pairs (train), decode every pair once, check sizes; all problems in one error."""
+        keys = self.sample(sorted(set(lq) & set(gt)))
         shapes, cache = read_all([p for k in keys for p in (lq[k], gt[k])], problems)
         keys = [k for k in keys if lq[k] in shapes and gt[k] in shapes]
         for k in keys:
@@ -174,8 +198,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
                 (h, w), (gh, gw) = shapes[lq[k]], shapes[gt[k]]
                 problems.append(f"'{k}' is {w}x{h} px in LQ but {gw}x{gh} px in GT")
         if problems:
-            fail(problems, f"paired folders '{opt.dataroot_lq}' and '{opt.dataroot_gt}'")
-        if phase == "train":
+            fail(problems, self.where())
+        if self.phase == "train":
             small = [k for k in keys if min(shapes[gt[k]]) < self.size]
             if small:
                 log.warning(f"skipping {len(small)} pair(s) smaller than the {self.size}-px patch: "
@@ -213,13 +237,16 @@ def build_dataset(dataset_opt, degradations_opt=None, phase="train"):
         raise ValueError(f"phase must be 'train' or 'val', got {phase!r}")
     opt = _build(DatasetOpt, dataset_opt, f"datasets.{phase}", []) if isinstance(dataset_opt, dict) else dataset_opt
     where = f"datasets.{phase}"
-    if opt.type not in DATASETS:
-        close = difflib.get_close_matches(str(opt.type), list(DATASETS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(DATASETS)}"
+    from colora.data import BENCHMARKS  # here: the benchmark loaders build on PairedFolderDataset
+
+    types = {**DATASETS, **BENCHMARKS}
+    if opt.type not in types:
+        close = difflib.get_close_matches(str(opt.type), list(types), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(types)}"
         raise OptionsError(f"{where}.type '{opt.type}' is not a dataset{hint}")
     if opt.gt_size < MIN_SIZE:
         raise OptionsError(f"{where}.gt_size must be at least {MIN_SIZE}, got {opt.gt_size}")
     for name in ("num_pairs", "num_samples", "crop_pairs_size"):
         if getattr(opt, name) is not None and getattr(opt, name) < 1:
             raise OptionsError(f"{where}.{name} must be at least 1, got {getattr(opt, name)}")
-    return DATASETS[opt.type](opt, degradations_opt, phase)
+    return types[opt.type](opt, degradations_opt, phase)

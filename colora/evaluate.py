@@ -1,4 +1,5 @@
-"""`colora eval`: restore LQ images, compare input and output against GT (PSNR / SSIM).
+"""`colora eval`: restore LQ images, compare input and output against GT (PSNR / SSIM), from two
+folders or from a benchmark split scored by its papers' protocol (colora.data.protocols).
 
 The numbers are computed with colora.metrics on the images as written to disk would be (8-bit
 quantised for 8-bit inputs), per image and on average, and optionally written as CSV and as a
@@ -11,13 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from colora.data.protocols import Protocol
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_bytes, atomic_write_text
 from colora.imageio import read_image, to_uint8, write_image
-from colora.metrics import calculate_psnr, calculate_ssim
 from colora.restore import IMAGE_EXTS
 
 COLUMNS = ["name", "psnr_in", "ssim_in", "psnr_out", "ssim_out"]
+GRID_ROWS = 8  # images kept for the grid (a benchmark split of 1280 blocks would not fit in memory)
 
 
 def match_pairs(lq_dir, gt_dir):
@@ -44,22 +46,35 @@ def _quantise(pixels, bit_depth):
 
 def evaluate(restorer, lq_dir, gt_dir, crop_border=0, test_y_channel=False, output=None):
     """Per-image rows (dicts with COLUMNS) and their mean; restored images go to `output` if given."""
+    def pairs():
+        for stem, lq_path, gt_path in match_pairs(lq_dir, gt_dir):
+            lq, gt = read_image(lq_path), read_image(gt_path)
+            if lq.pixels.shape != gt.pixels.shape:
+                raise ColoraError(f"'{lq_path.name}' is {lq.pixels.shape[1]}x{lq.pixels.shape[0]} but its GT is "
+                                  f"{gt.pixels.shape[1]}x{gt.pixels.shape[0]}")
+            yield stem, lq.pixels, gt.pixels, lq.bit_depth
+
+    return evaluate_pairs(restorer, pairs(), Protocol(test_y_channel, crop_border), output)
+
+
+def evaluate_benchmark(restorer, dataset, output=None):
+    """`evaluate` on a benchmark split (a colora.data dataset), scored by its PROTOCOL."""
+    pairs = ((key, dataset.lq[i], dataset.gt[i], 8) for i, key in enumerate(dataset.keys))
+    return evaluate_pairs(restorer, pairs, dataset.PROTOCOL, output)
+
+
+def evaluate_pairs(restorer, pairs, protocol, output=None):
+    """Restore each (name, LQ, GT, bit depth) and score input and output by `protocol`."""
     rows = []
-    for stem, lq_path, gt_path in match_pairs(lq_dir, gt_dir):
-        lq, gt = read_image(lq_path), read_image(gt_path)
-        if lq.pixels.shape != gt.pixels.shape:
-            raise ColoraError(f"'{lq_path.name}' is {lq.pixels.shape[1]}x{lq.pixels.shape[0]} but its GT is "
-                              f"{gt.pixels.shape[1]}x{gt.pixels.shape[0]}")
-        out = _quantise(restorer.restore(lq.pixels), lq.bit_depth).astype(np.float32)
+    for stem, lq, gt, bit_depth in pairs:
+        out = _quantise(restorer.restore(lq), bit_depth).astype(np.float32)
         if output is not None:
-            write_image(Path(output) / f"{stem}.png", out, bit_depth=lq.bit_depth)
-        kw = {"crop_border": crop_border, "test_y_channel": test_y_channel and gt.pixels.shape[-1] == 3}
-        rows.append({"name": stem,
-                     "psnr_in": calculate_psnr(lq.pixels, gt.pixels, **kw),
-                     "ssim_in": calculate_ssim(lq.pixels, gt.pixels, **kw),
-                     "psnr_out": calculate_psnr(out, gt.pixels, **kw),
-                     "ssim_out": calculate_ssim(out, gt.pixels, **kw),
-                     "_images": (lq.pixels, out, gt.pixels)})
+            write_image(Path(output) / f"{stem}.png", out, bit_depth=bit_depth)
+        (psnr_in, ssim_in), (psnr_out, ssim_out) = protocol.score(lq, gt, restored=False), protocol.score(out, gt)
+        rows.append({"name": stem, "psnr_in": psnr_in, "ssim_in": ssim_in, "psnr_out": psnr_out,
+                     "ssim_out": ssim_out, "_images": (lq, out, gt) if len(rows) < GRID_ROWS else None})
+    if not rows:
+        raise ColoraError("no image pairs to evaluate")
     mean = {k: float(np.mean([r[k] for r in rows])) for k in COLUMNS[1:]}
     return rows, mean
 
@@ -74,7 +89,7 @@ def write_csv(path, rows, mean):
     atomic_write_text(path, buf.getvalue())
 
 
-def write_grid(path, rows, crop=192, max_rows=8):
+def write_grid(path, rows, crop=192, max_rows=GRID_ROWS):
     """One row per image: LQ | restored | GT, centre crops of `crop` pixels, labelled with PSNR."""
     tiles = []
     for r in rows[:max_rows]:

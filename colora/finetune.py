@@ -185,6 +185,9 @@ def describe_data(opts):
         return None
     if d.dataroot_lq:
         return f"paired folders {d.dataroot_lq} / {d.dataroot_gt}"
+    if d.dataroot:  # a benchmark of colora.data
+        pairs = f"{d.num_pairs} pairs (seed {d.seed})" if d.num_pairs else "all pairs"
+        return f"{d.type} {' '.join(filter(None, (d.subset, d.split)))} at {d.dataroot}, {pairs}, {d.gt_size}px crops"
     src = d.dataroot_gt or "photos bundled with scikit-image"
     pairs = f"{d.num_pairs} fixed pairs" if d.num_pairs else "fresh pairs"
     return f"{d.type} task={d.task or '-'} from {src}, {pairs}, {d.gt_size}px crops"
