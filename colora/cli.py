@@ -312,6 +312,9 @@ def build_parser():
     _add_demo(sub)
 
     _add_degrade(sub)
+    from colora.inference.estimator_cli import add_estimator
+
+    add_estimator(sub)
     return parser
 
 

@@ -1,0 +1,206 @@
+"""Degradation estimator: which task's degradations an image shows, and how badly.
+
+`colora restore --adapter auto` needs to know, per photo, whether to leave it alone, which adapter
+to run, or which to chain or blend (issue 14; DA-CLIP and AutoDIR steer one restorer with a
+degradation classifier in the same way). Our choice: a separate tiny CNN (~0.1 M parameters,
+~0.2 GMAC per 96² tile) rather than a head on the base's features, so it works with any base
+and costs a small fraction of a restore. It sees native-resolution 96² tiles (noise and blur
+live in the fine detail that a downscaled photo loses) and averages its logits over up to
+`max_tiles` tiles spread evenly over the photo, so any size works in bounded time.
+
+Outputs, per image: an independent probability per label (multi-label: a photo can be rainy and
+hazy), `clean` being "no degradation at all", and `severity`, the predicted PSNR (dB) of the
+photo against its clean version (50 = clean), which says how much there is to gain.
+Labels come from the recorded recipes of synthetic pairs (an op counts for the task it defines,
+`colora.degradations.tasks.task_ops`); jpeg and resize count as degradations but have no label.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from colora.fileio import atomic_path
+from colora.degradations.tasks import task_ops
+from colora.errors import ColoraError
+
+LABELS = ("clean", "rain", "raindrop", "noise", "blur", "haze")
+TILE = 96
+CLEAN_PSNR = 50.0  # severity of an untouched image (PSNR is infinite; 50 dB is invisible)
+_OP_LABEL = {op: label for label in LABELS[1:] for op in task_ops(label)}
+
+
+def recipe_labels(recipe):
+    """Multi-hot label vector (float32, len(LABELS)) of a recorded recipe."""
+    y = np.zeros(len(LABELS), np.float32)
+    ops = [step["op"] for step in (json.loads(recipe) if isinstance(recipe, str) else recipe)]
+    if not ops:
+        y[0] = 1.0
+    for op in ops:
+        if op in _OP_LABEL:
+            y[LABELS.index(_OP_LABEL[op])] = 1.0
+    return y
+
+
+# Restoration undoes the degradations in the reverse of the order light met them (scene haze, rain
+# in the air, drops on the glass, the optics' blur, the sensor's noise): noise first, haze last.
+RESTORE_ORDER = ("noise", "blur", "rain_raindrop", "raindrop", "rain", "haze")
+
+
+def detected(est, threshold=0.5):
+    """The adapters' tasks an estimate calls for, in RESTORE_ORDER; () for a clean photo. Rain and
+    raindrops together are one task (rain_raindrop), as in RainDS."""
+    found = {k for k in LABELS[1:] if est[k] >= threshold}
+    if not found or est["clean"] >= max(est[k] for k in found):
+        return ()
+    if {"rain", "raindrop"} <= found:
+        found = (found - {"rain", "raindrop"}) | {"rain_raindrop"}
+    return tuple(t for t in RESTORE_ORDER if t in found)
+
+
+class DegradationEstimator(nn.Module):
+    """Five 3x3 conv stages (the first at full resolution), mean+max pooling, one linear layer
+    giving len(LABELS) logits and the severity."""
+
+    def __init__(self, width=24):
+        super().__init__()
+        chans = [3, width, width * 2, width * 2, width * 4, width * 4]
+        layers = []
+        for i, (a, b) in enumerate(zip(chans, chans[1:])):
+            layers += [nn.Conv2d(a, b, 3, stride=1 if i == 0 else 2, padding=1), nn.LeakyReLU(0.1)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * chans[-1], len(LABELS) + 1)
+        self.width = width
+
+    def forward(self, x):
+        """x: (N, 3, H, W) in [0, 1] -> (N, len(LABELS) logits + 1 severity in dB)."""
+        f = self.features(x * 2 - 1)
+        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+        out = self.head(pooled)
+        return torch.cat([out[:, :-1], CLEAN_PSNR - nn.functional.softplus(out[:, -1:]) * 10], 1)
+
+
+def tiles_of(img, max_tiles=16, tile=TILE):
+    """Up to `max_tiles` native-resolution tiles spread evenly over an (H, W, 3) float image
+    (smaller images are padded by reflection), as an (N, 3, tile, tile) tensor."""
+    h, w = img.shape[:2]
+    if h < tile or w < tile:
+        img = np.pad(img, ((0, max(0, tile - h)), (0, max(0, tile - w)), (0, 0)), mode="reflect")
+        h, w = img.shape[:2]
+    ny = max(1, min(int(np.sqrt(max_tiles * h / w)), h // tile))
+    nx = max(1, min(max_tiles // ny, w // tile))
+    ys = np.linspace(0, h - tile, ny).round().astype(int)
+    xs = np.linspace(0, w - tile, nx).round().astype(int)
+    crops = [img[y:y + tile, x:x + tile] for y in ys for x in xs]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+
+
+@torch.inference_mode()
+def estimate(model, img, max_tiles=16):
+    """{label: probability, ..., "severity": dB} of one RGB image (uint8/uint16/float in [0, 1])."""
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255
+    elif img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    out = model.eval()(tiles_of(np.asarray(img[..., :3], np.float32), max_tiles)).mean(0)
+    probs = torch.sigmoid(out[:-1]).tolist()
+    return {**dict(zip(LABELS, probs)), "severity": float(out[-1])}
+
+
+def save_estimator(model, path, info=None):
+    from safetensors.torch import save_file
+
+    meta = {"format": "colora-estimator", "width": str(model.width), "labels": json.dumps(LABELS),
+            "info": json.dumps(info or {})}
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
+
+
+def load_estimator(path=None):
+    """The estimator at `path` (None = the one shipped in colora/weights/)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path) if path else Path(__file__).resolve().parents[1] / "weights" / "estimator.safetensors"
+    if not path.is_file():
+        raise ColoraError(f"degradation estimator '{path}' not found; train one with "
+                          "`colora estimator train -o FILE`")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if meta.get("format") != "colora-estimator" or json.loads(meta["labels"]) != list(LABELS):
+            raise ValueError
+        model = DegradationEstimator(int(meta["width"]))
+        model.load_state_dict(tensors)
+    except (SafetensorError, ValueError, KeyError, RuntimeError, OSError):
+        raise ColoraError(f"'{path}' is not a colora degradation estimator (or was made for other labels); "
+                          "train one with `colora estimator train -o FILE`") from None
+    return model.eval()
+
+
+# ---- training on synthetic pairs whose recipes are the labels ------------------------------------
+class EstimatorSamples(torch.utils.data.Dataset):
+    """Item i: a 96² crop of a clean photo, left clean (p_clean), degraded for one of `tasks`
+    (p_task), or else by a PROD mixture; returns (image, labels, severity). A pure function of
+    (seed, i)."""
+
+    def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.4,
+                 tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
+        from colora.degradations.prod import ProdSampler
+        from colora.imagefolder import clean_images
+
+        self.images = clean_images(dataroot, photos, TILE)
+        self.prod = ProdSampler({"mode": "prod", "k_max": 3})
+        self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        from colora.datasets import augment, random_crop
+        from colora.degradations.tasks import degrade_task
+        from colora.metrics import calculate_psnr
+
+        rng = np.random.default_rng([self.seed, i])
+        (gt,) = augment(rng, random_crop(rng, TILE, self.images[int(rng.integers(len(self.images)))]))
+        u = rng.random()
+        if u < self.p_clean:
+            lq, recipe = gt, []
+        elif u < self.p_clean + self.p_task:
+            lq, recipe = degrade_task(gt, self.tasks[int(rng.integers(len(self.tasks)))], rng)
+        else:
+            lq, recipe = self.prod.degrade(gt, rng)
+        sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
+        x = torch.from_numpy(np.ascontiguousarray(lq, np.float32)).permute(2, 0, 1)
+        return x, torch.from_numpy(recipe_labels(recipe)), torch.tensor([sev], dtype=torch.float32)
+
+
+def train_estimator(dataroot=None, iters=1500, batch=32, lr=2e-3, seed=0, width=24, log_every=100, log=print,
+                    **samples):
+    """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
+    cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a
+    moderately wrong label). `samples`: EstimatorSamples' mix (p_clean, p_task, tasks)."""
+    torch.manual_seed(seed)
+    model = DegradationEstimator(width)
+    data = EstimatorSamples(dataroot, seed=seed, length=iters * batch, **samples)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=False, num_workers=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    warm = max(1, iters // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(t, iters) / iters)))
+    bce = nn.BCEWithLogitsLoss()
+    model.train()
+    for it, (x, y, sev) in enumerate(loader, 1):
+        out = model(x)
+        loss = bce(out[:, :-1], y) + 0.05 * (out[:, -1:] - sev).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if it % log_every == 0 or it == iters:
+            acc = ((out[:, :-1] > 0).float() == y).float().mean().item()
+            log(f"iter {it}/{iters} loss {loss.item():.4f} label accuracy {acc:.3f}")
+    return model.eval()

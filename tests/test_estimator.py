@@ -1,0 +1,82 @@
+"""The degradation estimator: labels from recipes, any image size, determinism, files, CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from colora import cli
+from colora.errors import ColoraError
+from colora.inference.estimator import (LABELS, TILE, DegradationEstimator, detected, estimate, load_estimator,
+                                        recipe_labels, save_estimator, tiles_of, train_estimator)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A few iterations on the bundled photos (the mechanics; the shipped one is tested for skill)."""
+    torch.set_num_threads(1)
+    return train_estimator(None, iters=4, batch=4, seed=0, log=lambda *_: None)
+
+
+def test_labels_come_from_the_recipe():
+    assert recipe_labels([]).tolist() == [1, 0, 0, 0, 0, 0]
+    y = recipe_labels(json.dumps([{"op": "haze", "params": {}}, {"op": "rain", "params": {}},
+                                  {"op": "jpeg", "params": {}}]))
+    assert {LABELS[i] for i in np.flatnonzero(y)} == {"haze", "rain"}
+    assert recipe_labels([{"op": "motion_blur", "params": {}}])[LABELS.index("blur")] == 1
+
+
+@pytest.mark.parametrize("shape", [(40, 30, 3), (96, 96, 3), (300, 1000, 3), (2000, 1500, 3)])
+def test_tiles_cover_any_size_in_bounded_count(shape):
+    t = tiles_of(np.zeros(shape, np.float32), max_tiles=16)
+    assert t.shape[1:] == (3, TILE, TILE) and 1 <= t.shape[0] <= 16
+
+
+def test_estimate_is_deterministic_and_complete():
+    torch.manual_seed(0)
+    model = DegradationEstimator()
+    img = data.astronaut()
+    a, b = estimate(model, img), estimate(model, img.copy())
+    assert a == b and set(a) == set(LABELS) | {"severity"}
+    assert all(0 <= a[k] <= 1 for k in LABELS) and a["severity"] <= 50
+    grey16 = (data.camera().astype(np.uint16) * 257)
+    assert set(estimate(model, grey16)) == set(a)  # grey and 16-bit images too
+
+
+def test_saved_estimator_reloads_identically_and_bad_files_are_refused(trained, tmp_path):
+    path = tmp_path / "est.safetensors"
+    save_estimator(trained, path)
+    img = data.coffee()
+    assert estimate(load_estimator(path), img) == estimate(trained, img)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ColoraError, match="not a colora degradation estimator"):
+        load_estimator(tmp_path / "junk.safetensors")
+    with pytest.raises(ColoraError, match="not found"):
+        load_estimator(tmp_path / "missing.safetensors")
+
+
+def test_cli_runs_a_folder_and_writes_json(trained, tmp_path, capsys):
+    import cv2
+
+    save_estimator(trained, tmp_path / "est.safetensors")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), data.astronaut()[:200, :300, ::-1])
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    code = cli.main(["estimator", "run", "-i", str(photos), "--model", str(tmp_path / "est.safetensors"),
+                     "--json", str(tmp_path / "out.json")])
+    out = capsys.readouterr().out
+    assert code == 1  # one file failed, the other was estimated
+    assert "broken.png: failed" in out and "a.png:" in out
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert list(result) == [str(photos / "a.png")] and "severity" in result[str(photos / "a.png")]
+    assert cli.main(["estimator", "train", "-o", str(tmp_path / "x.safetensors"), "--iters", "0"]) == 2
+
+
+def test_detected_orders_tasks_and_merges_rain_with_drops():
+    est = dict.fromkeys(LABELS, 0.0) | {"severity": 30.0}
+    assert detected(est | {"clean": 0.9}) == ()
+    assert detected(est | {"haze": 0.8, "rain": 0.7}) == ("rain", "haze")
+    assert detected(est | {"rain": 0.7, "raindrop": 0.6, "noise": 0.9}) == ("noise", "rain_raindrop")
+    assert detected(est | {"blur": 0.55, "clean": 0.6}) == ()  # clean outranks a weak detection
