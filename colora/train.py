@@ -77,6 +77,14 @@ class Trainer:
         self.net = self.model
         if self.dist.world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        # speed settings for fixed-size patches on a GPU; validation (whole images) uses self.model
+        self._was_cudnn_benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = opts.train.cudnn_benchmark or self._was_cudnn_benchmark
+        if opts.train.compile:
+            try:
+                self.net = torch.compile(self.net, backend=opts.train.compile_backend)
+            except Exception as e:  # an unknown backend, or one whose compiler is missing
+                raise ColoraError(f"train.compile_backend '{opts.train.compile_backend}': {e}") from None
         t = opts.train
         optim = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[t.optim_g.type]
         self.optimizer = optim(self.params, lr=t.optim_g.lr, betas=tuple(t.optim_g.betas),
@@ -373,6 +381,7 @@ class Trainer:
 
     def close(self):
         torch.use_deterministic_algorithms(self._was_deterministic)
+        torch.backends.cudnn.benchmark = self._was_cudnn_benchmark
         self.exp.close()
         cleanup_distributed()
 
