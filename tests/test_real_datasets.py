@@ -325,3 +325,20 @@ def test_eval_dataset_sidd_writes_csv_and_grid(tmp_path, base, capsys):
     assert grid is not None and grid.shape[1] == 3 * grid.shape[0] // 6
     code = cli.main(["eval", "--dataset", "GoPro", "--dataroot", str(root), "--model", str(base)])
     assert code == 2 and "does not hold GoPro blur test" in capsys.readouterr().err
+
+
+def test_realblur_protocol_aligns_before_scoring():
+    from skimage import data as photos
+
+    from colora.data import BENCHMARKS
+    from colora.data.protocols import aligned_scores
+
+    gt = cv2.resize(photos.astronaut(), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    moved = cv2.warpAffine(gt, np.float32([[1, 0, 1.5], [0, 1, -1.0]]), (128, 128), borderMode=cv2.BORDER_REFLECT)
+    moved = moved * 0.9  # another lens: shifted and a little darker
+    protocol = BENCHMARKS["RealBlur_J"].PROTOCOL
+    plain_psnr, plain_ssim = protocol.score(moved, gt, restored=False)  # the input is scored as it is
+    psnr, ssim = protocol.score(moved, gt)
+    assert psnr > plain_psnr + 10 and ssim > max(plain_ssim, 0.95)
+    assert aligned_scores(gt, gt)[0] > 60
+    assert BENCHMARKS["RainDS_real"].PROTOCOL.y_channel and not BENCHMARKS["SIDD"].PROTOCOL.y_channel
