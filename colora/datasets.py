@@ -147,7 +147,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
     Every problem (an image without its partner on either side, two files with one name, an
     unreadable file, a pair of different sizes) is listed in one error before training starts.
     train: the same random gt_size crop and flip/rotation of both (pairs smaller than gt_size are
-    skipped with a warning); val: whole images. `num_pairs` keeps a seeded random subset.
+    skipped with a warning); val: whole images. `num_pairs` keeps a seeded random subset;
+    `crop_pairs_size` keeps one fixed window of each training pair instead of the whole images.
     Subclasses (the benchmark layouts of colora.data) override `list_pairs` and `where`."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
@@ -210,6 +211,19 @@ class PairedFolderDataset(torch.utils.data.Dataset):
         self.keys = keys
         self.lq = Images(keys, [lq[k] for k in keys], cache)
         self.gt = Images(keys, [gt[k] for k in keys], cache)
+        if self.opt.crop_pairs_size and self.phase == "train":
+            self.lq, self.gt = self.fixed_crops(max(self.size, self.opt.crop_pairs_size))
+
+    def fixed_crops(self, side):
+        """One fixed, seeded side x side window of each pair, kept in memory in place of the whole
+        images: SIDD's 5328x3000 shots cut once, as NAFNet and Restormer cut them into 512-px crops."""
+        crops = {}
+        for i, key in enumerate(self.keys):
+            lq, gt = self.lq[i], self.gt[i]
+            rng = np.random.default_rng([self.seed, PAIRS_EPOCH, i])
+            window = (min(side, lq.shape[0]), min(side, lq.shape[1]))
+            crops[("lq", key)], crops[("gt", key)] = (np.ascontiguousarray(a) for a in random_crop(rng, window, lq, gt))
+        return (Images(self.keys, [(part, k) for k in self.keys], crops) for part in ("lq", "gt"))
 
     def __len__(self):
         return len(self.keys)

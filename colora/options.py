@@ -71,7 +71,7 @@ class DatasetOpt(Section):
     num_samples: int = 16  # size of a synthetic validation set
     seed: int = 0
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
-    crop_pairs_size: Optional[int] = None  # side of the fixed num_pairs crops (None = 2 * gt_size)
+    crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
     split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default

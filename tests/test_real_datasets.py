@@ -342,3 +342,14 @@ def test_realblur_protocol_aligns_before_scoring():
     assert psnr > plain_psnr + 10 and ssim > max(plain_ssim, 0.95)
     assert aligned_scores(gt, gt)[0] > 60
     assert BENCHMARKS["RainDS_real"].PROTOCOL.y_channel and not BENCHMARKS["SIDD"].PROTOCOL.y_channel
+
+
+def test_crop_pairs_size_keeps_one_fixed_window_per_training_pair(tmp_path):
+    root = sidd(tmp_path)
+    a, b = (load("SIDD", root, phase="train", num_pairs=3, crop_pairs_size=20, seed=1) for _ in range(2))
+    assert [a.gt[i].shape for i in range(3)] == [(20, 20, 3)] * 3
+    assert all(np.array_equal(a.lq[i], b.lq[i]) and np.array_equal(a.lq[i] - a.gt[i], b.lq[i] - b.gt[i])
+               for i in range(3))
+    assert float(np.abs(a.lq[0] - a.gt[0] - 1 / 255).max()) < 1e-6  # the same window of LQ and GT
+    assert a[(0, 0)]["gt"].shape == (3, 16, 16)
+    assert load("SIDD", root, phase="val", split="val", crop_pairs_size=20).lq[0].shape == (32, 32, 3)
