@@ -6,6 +6,7 @@ The rules (each one is a user's file saved from a mistake):
 - two inputs never write the same output; `--suffix` cannot leave the output folder;
 - a bad file (unreadable, too large, out of memory) is that file's failure line; the batch goes on.
 """
+import errno
 import glob
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from colora.errors import ColoraError
+from colora.fileio import remove_stale_temps
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff"}
@@ -44,12 +46,32 @@ def list_inputs(inputs, recursive=False):
         return [(p, Path(p.name))]
     if p.is_dir():
         pattern = "**/*" if recursive else "*"
-        files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        files = sorted(f for f in p.glob(pattern) if f.suffix.lower() in IMAGE_EXTS and _file_or_broken_link(f))
         return [(f, f.relative_to(p) if recursive else Path(f.name)) for f in files]
-    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if Path(m).is_file())
+    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if _file_or_broken_link(Path(m)))
     if matches:
         return [(m, Path(m.name)) for m in matches]
     raise ColoraError(f"input '{inputs}' not found: give an image file, a folder or a glob pattern")
+
+
+def _real(path):
+    """The canonical path (Path.resolve raises on a symlink loop; realpath does not)."""
+    return Path(os.path.realpath(path))
+
+
+def _file_or_broken_link(path):
+    """Files are listed, and so are broken links: they get a failure line rather than vanishing."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def _not_a_file(path):
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "it is a symbolic link loop"
+        return f"it is a dangling symbolic link (to '{os.readlink(path)}')"
+    return "it is not a regular file"
 
 
 def check_output_dir(output):
@@ -71,8 +93,8 @@ def output_path(output, rel, suffix, ext, src):
 
 def _refusal(src, dest, sources, claimed, skip_existing, overwrite):
     """A FileResult when `dest` must not be written for `src`, else None."""
-    target = dest.resolve()
-    if target == src.resolve():
+    target = _real(dest)
+    if target == _real(src):
         return FileResult(src, None, "failed", "the output would overwrite the input; use --suffix or another -o")
     if target in sources:
         return FileResult(src, None, "failed", f"its output '{dest}' is another input of this run and is never "
@@ -103,17 +125,24 @@ def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=Fal
     files = list_inputs(inputs, recursive)
     output = Path(output)
     check_output_dir(output)
-    sources = {src.resolve() for src, _ in files}
+    sources = {_real(src) for src, _ in files}
     bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
     claimed = {}  # output -> the input that owns it (IMG.jpg and IMG.jpeg both map to IMG.jpg)
+    folders = set()  # output folders cleared of temporary files that a kill left there
     for src, rel in bar:
+        if not src.is_file():
+            yield FileResult(src, None, "failed", _not_a_file(src))
+            continue
         dest = output_path(output, rel, suffix, ext, src)
+        if dest.parent not in folders:
+            folders.add(dest.parent)
+            remove_stale_temps(dest.parent)
         refused = _refusal(src, dest, sources, claimed, skip_existing, overwrite)
         if refused is not None:
             yield refused
             continue
         try:
-            img = read_image(src)
+            img = read_image(src, check=restorer.plan)  # refused on its header, before decoding
             h, w = img.pixels.shape[:2]
             tiles = restorer.tiles_for(h, w)
             with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
@@ -128,7 +157,14 @@ def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=Fal
         except (ImageReadError, ColoraError) as exc:
             yield FileResult(src, None, "failed", str(exc))
             continue
+        except (MemoryError, RuntimeError) as exc:  # torch: "DefaultCPUAllocator: can't allocate memory"
+            if isinstance(exc, RuntimeError) and "memory" not in str(exc):
+                raise
+            yield FileResult(src, None, "failed", "ran out of memory while restoring it; lower --max-memory "
+                                                  "(or set -t) and retry this file")
+            continue
         except (ValueError, OSError) as exc:
             yield FileResult(src, None, "failed", f"cannot write '{dest}': {exc}")
             continue
-        yield FileResult(src, dest, "restored")
+        said = "; ".join(dict.fromkeys(img.warnings))  # once each: libjpeg repeats itself
+        yield FileResult(src, dest, "restored", f"the decoder warned: {said[:300]}" if said else "")

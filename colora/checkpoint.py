@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from colora.errors import CheckpointError
+from colora.errors import CheckpointError, OptionsError
 from colora.fileio import atomic_path
 
 EMA_PREFIX = "params_ema."
@@ -43,9 +43,62 @@ def read_metadata(path):
             n = int.from_bytes(fh.read(8), "little")
             if n <= 0 or n > 100_000_000:
                 raise ValueError
-            return json.loads(fh.read(n)).get("__metadata__") or {}
-    except (OSError, ValueError):
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError):
         raise CheckpointError(f"cannot read checkpoint '{path}': not a valid safetensors file") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(header, dict) or not isinstance(meta or {}, dict) \
+            or not all(isinstance(v, str) for v in (meta or {}).values()):
+        raise CheckpointError(f"cannot read checkpoint '{path}': its header metadata is not a mapping of strings")
+    return meta or {}
+
+
+def checkpoint_network_g(path, state, meta):
+    """The `network_g` a checkpoint's header records (or, without one, what its tensors imply),
+    checked before anything is built: values of the right types and domains, in agreement with the
+    tensors' own counts and shapes, so a tampered header costs an error line, not gigabytes."""
+    from colora.archs import build_arch, full_config
+    from colora.options import network_options
+
+    inferred = infer_network_g(state)
+    if "train_size" in meta:
+        train_size_of(path, meta)  # a bad value is a bad header, whoever reads it
+    if "network_g" not in meta:
+        if inferred is None:
+            raise CheckpointError(f"'{path}' is not a NAFNet or Restormer checkpoint; cannot tell its architecture")
+        return inferred
+    bad = f"checkpoint '{path}' has a bad network_g in its header"
+    try:
+        recorded = json.loads(meta["network_g"])
+    except ValueError:
+        raise CheckpointError(f"{bad}: it is not JSON") from None
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"{bad}: a {type(recorded).__name__}, not a mapping such as {{type: NAFNet, width: 32}}")
+    try:
+        network_g = network_options(recorded, "network_g").to_dict()
+    except OptionsError as exc:  # a type or a domain
+        raise CheckpointError(f"{bad}: {exc}") from None
+    if inferred is not None and inferred["type"] == network_g["type"]:
+        mine, theirs = full_config(network_g), full_config(inferred)
+        for key in inferred:
+            if mine.get(key) != theirs.get(key):
+                raise CheckpointError(f"{bad}: it says {key}={mine.get(key)!r} but the tensors hold "
+                                      f"{key}={theirs.get(key)!r}; the header was edited or belongs to another file")
+    with torch.device("meta"):  # shapes only: no memory spent on a model that may not fit
+        check_fits(build_arch(network_g), state, path)
+    return network_g
+
+
+def train_size_of(path, meta, default=256):
+    """The training patch side recorded in a checkpoint's header (NAFNet's TLC window)."""
+    try:
+        size = int(meta.get("train_size", default))
+    except ValueError:
+        size = 0
+    if not 8 <= size <= 1 << 16:
+        raise CheckpointError(f"checkpoint '{path}' has a bad train_size in its header: "
+                              f"{meta.get('train_size')!r} (a side between 8 and 65536 pixels)")
+    return size
 
 
 def load_state_dict(path, param_key=None):
@@ -90,6 +143,20 @@ def load_state_dict(path, param_key=None):
     return {re.sub(r"^module\.", "", k): v for k, v in state.items()}
 
 
+def weight_groups(path):
+    """Which of `params` / `params_ema` a checkpoint holds (`colora info`)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as fh:
+            ema = any(k.startswith(EMA_PREFIX) for k in fh.keys())
+        return ["params", "params_ema"] if ema else ["params"]
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    found = [k for k in ("params", "params_ema") if isinstance(raw, dict) and isinstance(raw.get(k), dict)]
+    return found or ["params"]
+
+
 def load_checkpoint(model, path, strict=True, param_key=None):
     """Load a checkpoint into `model`; a mismatch is a CheckpointError listing what differs."""
     state = load_state_dict(path, param_key)
@@ -123,6 +190,13 @@ def check_fits(model, state, path, strict=True):
 
 def infer_network_g(state):
     """Guess the `network_g` options that produced a state dict (NAFNet or Restormer), or None."""
+    try:
+        return _infer(state)
+    except (KeyError, IndexError):  # a partial state dict: no guess
+        return None
+
+
+def _infer(state):
     def count(prefix):
         idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
         return max(idx) + 1 if idx else 0

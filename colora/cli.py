@@ -8,7 +8,7 @@ import logging
 import sys
 
 from colora import __version__
-from colora.errors import ColoraError
+from colora.errors import ColoraError, one_line
 
 
 def _add_opt_args(p):
@@ -23,6 +23,14 @@ def cmd_info(args):
     info = describe(args.path, size=args.size)
     if args.json:
         print(json.dumps(info, indent=2))
+        return 0
+    if info["kind"] == "adapter":
+        arch = info["base_arch"] if isinstance(info["base_arch"], dict) else {}
+        print(f"adapter: {info['path']}")
+        print(f"  name / task:    {info['name']} / {info['task'] or 'not recorded'}")
+        print(f"  method:         {info['method']} on {info['layers']} layers, {info['params']:,} parameters"
+              + (f" ({info['trainable_percent']:.2f} % of the base)" if info["trainable_percent"] else ""))
+        print(f"  base:           {arch.get('type', 'not recorded')} (sha256 {str(info['base_sha256'])[:16]}...)")
         return 0
     net = dict(info["network_g"])
     print(f"{info['kind']}: {info['path']}")
@@ -87,20 +95,44 @@ def _add_pretrain(sub):
     p.set_defaults(func=cmd_pretrain)
 
 
+def _check_ranges(args):
+    """Every number of the model flags in its domain, before anything is loaded (nan fails too)."""
+    import math
+
+    for flag, value, lo, hi in (("--strength", args.strength, 0.0, 1.0), ("--threads", args.threads, 0, 4096),
+                                ("-t/--tile", args.tile, 0, 1 << 20), ("--tile-pad", args.tile_pad, 0, 4096),
+                                ("--max-pixels", args.max_pixels, 1e-6, 1e6)):
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ColoraError(f"{flag} must be between {lo:g} and {hi:g}, got {value}")
+
+
+def _warn_emulated_bf16():
+    """--bf16 on a CPU without AVX512-BF16 / AMX-BF16 runs emulated, ~10x slower: say so once."""
+    import torch
+
+    from colora.precision import native_bf16
+
+    if not native_bf16("cpu"):
+        logging.getLogger("colora").warning(
+            f"--bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}, no avx512_bf16 / amx_bf16 flag) "
+            "has no native bf16, so it runs emulated, about 10x slower than without --bf16")
+
+
 def _restorer(args):
+    from colora.memory import parse_budget
     from colora.restore import Restorer
 
+    _check_ranges(args)
+    budget = parse_budget(getattr(args, "max_memory", None))
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    if not 0.0 <= args.strength <= 1.0:
-        from colora.errors import ColoraError
-
-        raise ColoraError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.bf16:
+        _warn_emulated_bf16()
     return Restorer.from_files(args.model, args.adapter or (), adapter_dir=args.adapter_dir,
                                strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, bf16=args.bf16,
-                               max_pixels=int(args.max_pixels * 1e6), force=args.force)
+                               max_pixels=int(args.max_pixels * 1e6), max_memory=budget, force=args.force)
 
 
 def cmd_restore(args):
@@ -110,10 +142,11 @@ def cmd_restore(args):
                                          recursive=args.recursive, skip_existing=args.skip_existing,
                                          overwrite=args.overwrite, progress=not args.quiet):
         counts[result.status] += 1
-        if result.status != "restored":
+        if result.status != "restored" or result.reason:
             from tqdm import tqdm
 
-            tqdm.write(f"{result.status}: {result.input}: {result.reason}", file=sys.stderr)
+            status = "restored with a warning" if result.status == "restored" else result.status
+            tqdm.write(one_line(f"{status}: {result.input}: {result.reason}"), file=sys.stderr)
     print(f"{counts['restored']} restored, {counts['skipped']} skipped, {counts['failed']} failed "
           f"-> {args.output}")
     return 1 if counts["failed"] else 0
@@ -131,6 +164,9 @@ def _add_model_args(p):
     p.add_argument("--bf16", action="store_true", help="run in bfloat16 (fast on CPUs with AVX512-BF16 / AMX)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--max-pixels", type=float, default=200, help="skip images over this many megapixels (200)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="memory budget per photo; larger photos are tiled to fit, or refused before "
+                        "decoding (default: half the RAM)")
 
 
 def _add_restore(sub):
@@ -301,7 +337,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe an options YAML or a checkpoint")
-    p.add_argument("path", help="options .yml or checkpoint (.safetensors / .pth)")
+    p.add_argument("path", help="options .yml, checkpoint (.safetensors / .pth) or adapter folder")
     p.add_argument("--size", type=int, default=256, help="input side for the MAC count (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
@@ -338,7 +374,7 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except ColoraError as exc:
-        print(f"colora: error: {exc}", file=sys.stderr)
+        print(f"colora: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("colora: interrupted", file=sys.stderr)

@@ -24,3 +24,9 @@ class CheckpointError(ColoraError):
 
 class AdapterError(ColoraError):
     """An adapter that cannot be attached, loaded or saved."""
+
+
+def one_line(text):
+    """`text` with control characters (a newline in a file name, say) shown as escapes, so that one
+    report stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))

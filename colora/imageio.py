@@ -6,8 +6,12 @@ but it is too forgiving: it returns None without a reason, or half an image for 
 So the reader checks the file's structure first and every failure becomes an `ImageReadError`
 naming the file and the reason.
 """
+import contextlib
 import io
+import os
 import struct
+import sys
+import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ class Image:
     alpha: Optional[np.ndarray]  # float32 HxW in [0, 1], or None
     bit_depth: int  # 8 or 16: the file's sample depth, so outputs can be written at the same depth
     path: Path
+    warnings: tuple = ()  # what the decoder said about damage it worked around (libjpeg, libpng, ...)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,12 +108,15 @@ def _pil_header(data):
     """PIL's lazy view of the file (header only, no decoding), or None if PIL cannot parse it."""
     from PIL import Image as PILImage
 
+    limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None  # the caller's check decides
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning: we do not decode with PIL
+            warnings.simplefilter("ignore")
             return PILImage.open(io.BytesIO(data))
     except Exception:
         return None
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = limit
 
 
 def _orientation(pil):
@@ -119,9 +127,8 @@ def _orientation(pil):
     return value if value in _UNDO_ORIENTATION else 1
 
 
-def _decode(data, fmt):
+def _decode(data, fmt, pil):
     """Raw samples HxWxC (RGB order, alpha last) already upright, or a reason string."""
-    pil = _pil_header(data)
     if fmt == "tiff" and pil is not None and pil.mode == "LA":
         arr = np.asarray(pil)  # OpenCV drops the alpha of grey+alpha TIFFs; PIL keeps it
         return _UNDO_ORIENTATION.get(_orientation(pil), lambda a: a)(arr)
@@ -143,6 +150,29 @@ def _decode(data, fmt):
     return arr
 
 
+@contextlib.contextmanager
+def _decoder_messages():
+    """Collect what C decoders (libjpeg, libpng, libtiff, OpenCV) print on file descriptor 2, so a
+    damaged file that still decodes says so in its own report line instead of raw noise."""
+    said = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (an embedding host): decode without capture
+        yield said
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
 def _to_float32(arr):
     """uint8 / uint16 samples -> float32 in [0, 1]; float input is passed through."""
     if arr.dtype == np.uint8:
@@ -152,10 +182,12 @@ def _to_float32(arr):
     return np.asarray(arr, dtype=np.float32)
 
 
-def read_image(path) -> Image:
+def read_image(path, check=None) -> Image:
     """Read a PNG, JPEG, TIFF, WebP or BMP file (8/16-bit; grey, grey+alpha, RGB, RGBA).
 
     EXIF orientation is applied. Raises ImageReadError for anything that is not a complete image.
+    `check(height, width)` runs on the dimensions in the file's header, before anything is decoded:
+    it raises to refuse a photo too large for the memory (a 600 KB PNG can hold 15000x15000 zeros).
     """
     path = Path(path)
 
@@ -178,7 +210,13 @@ def read_image(path) -> Image:
     reason = _damage(data, fmt)
     if reason:
         raise fail(reason)
-    arr = _decode(data, fmt)
+    pil = _pil_header(data)
+    if pil is None or min(pil.size) < 1:
+        raise fail(f"its {fmt.upper()} header is corrupt or uses an unsupported variant")
+    if check is not None:
+        check(pil.size[1], pil.size[0])
+    with _decoder_messages() as said:
+        arr = _decode(data, fmt, pil)
     if isinstance(arr, str):
         raise fail(arr)
     if arr.dtype not in (np.uint8, np.uint16):
@@ -192,6 +230,7 @@ def read_image(path) -> Image:
         alpha=None if alpha is None else np.ascontiguousarray(_to_float32(alpha)),
         bit_depth=16 if arr.dtype == np.uint16 else 8,
         path=path,
+        warnings=tuple(said),
     )
 
 

@@ -10,6 +10,7 @@ an integer is expected and numeric strings where a number is expected.
 import dataclasses
 import difflib
 import logging
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -28,6 +29,7 @@ class Section:
 
     BASICSR_ONLY = frozenset()  # keys accepted with a warning and otherwise ignored
     CHOICES = {}  # key -> allowed values
+    RANGES = {}  # key -> (lowest, highest) allowed, inclusive; for lists, of each item
 
     def to_dict(self):
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -38,6 +40,11 @@ class Section:
             value = getattr(self, key)
             if value is not None and value not in allowed:
                 raise OptionsError(f"{where}.{key} is '{value}'; choose one of: {', '.join(map(str, allowed))}")
+        for key, (lo, hi) in self.RANGES.items():
+            value = getattr(self, key)
+            for v in value if isinstance(value, list) else [] if value is None else [value]:
+                if not lo <= v <= hi:
+                    raise OptionsError(f"{where}.{key} must be between {lo:g} and {hi:g}, got {value!r}")
 
 
 @dataclass
@@ -72,6 +79,8 @@ class DatasetOpt(Section):
     seed: int = 0
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
     crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
+    RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256),
+              "num_pairs": (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384)}
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
     split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default
@@ -103,6 +112,7 @@ class OptimOpt(Section):
     betas: List[float] = field(default_factory=lambda: [0.9, 0.9])
     eps: float = 1e-8
     CHOICES = {"type": ("Adam", "AdamW")}
+    RANGES = {"lr": (0, 10), "weight_decay": (0, 10), "betas": (0, 0.999999), "eps": (1e-30, 1)}
 
 
 @dataclass
@@ -117,6 +127,8 @@ class SchedulerOpt(Section):
     periods: Optional[List[int]] = None
     milestones: List[int] = field(default_factory=list)
     gamma: float = 0.5
+    RANGES = {"T_max": (1, 10 ** 9), "eta_min": (0, 10), "eta_mins": (0, 10), "periods": (1, 10 ** 9),
+              "milestones": (0, 10 ** 9), "gamma": (1e-9, 10)}
     CHOICES = {"type": ("CosineAnnealingLR", "TrueCosineAnnealingLR", "CosineAnnealingRestartLR",
                         "CosineAnnealingRestartCyclicLR", "MultiStepLR", "ConstantLR")}
 
@@ -127,6 +139,7 @@ class LossOpt(Section):
     loss_weight: float = 1.0
     reduction: str = "mean"
     eps: float = 1e-12  # Charbonnier
+    RANGES = {"loss_weight": (0, 1e6), "eps": (1e-30, 1)}
     CHOICES = {"type": ("L1Loss", "MSELoss", "CharbonnierLoss", "PSNRLoss"),
                "reduction": ("mean", "sum")}
 
@@ -142,6 +155,7 @@ class TrainOpt(Section):
     ema_decay: float = 0.0  # 0 = no EMA
     grad_clip: float = 0.0  # max gradient norm; 0 = no clipping (NAFNet uses 0.01)
     deterministic: bool = False
+    RANGES = {"total_iter": (1, 10 ** 9), "warmup_iter": (-1, 10 ** 9), "grad_clip": (0, 1e9)}
     precision: str = "fp32"  # autocast dtype: auto = bf16 where the hardware has it natively (colora.precision)
     channels_last: bool = False  # NHWC tensors: measured 1.1-1.2x faster training steps on CPU
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its kernels for the (fixed) patch size once
@@ -151,6 +165,8 @@ class TrainOpt(Section):
 
     def validate(self, where):
         super().validate(where)
+        if len(self.optim_g.betas) != 2:
+            raise OptionsError(f"{where}.optim_g.betas must be two numbers such as [0.9, 0.99], got {self.optim_g.betas}")
         if self.total_iter < 1:
             raise OptionsError(f"{where}.total_iter must be at least 1, got {self.total_iter}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -162,6 +178,7 @@ class MetricOpt(Section):
     type: str = "calculate_psnr"
     crop_border: int = 0
     test_y_channel: bool = False
+    RANGES = {"crop_border": (0, 4096)}
     CHOICES = {"type": ("calculate_psnr", "calculate_ssim", "psnr", "ssim")}
 
 
@@ -171,6 +188,7 @@ class ValOpt(Section):
     val_freq: int = 500
     save_img: bool = False
     num_save_img: int = 4
+    RANGES = {"val_freq": (1, 10 ** 9), "num_save_img": (0, 10 ** 6)}
     metrics: Dict[str, MetricOpt] = field(default_factory=lambda: {
         "psnr": MetricOpt("calculate_psnr"), "ssim": MetricOpt("calculate_ssim")})
 
@@ -182,6 +200,7 @@ class LoggerOpt(Section):
     save_checkpoint_freq: int = 1000
     use_tb_logger: bool = False
     keep_checkpoints: int = 3  # older net_g_<iter> / <iter>.state files are pruned
+    RANGES = {"print_freq": (1, 10 ** 9), "save_checkpoint_freq": (1, 10 ** 9), "keep_checkpoints": (0, 10 ** 6)}
 
 
 @dataclass
@@ -226,14 +245,14 @@ class AdapterOpt(Section):
     faig_images: int = 8
     faig_tune_iter: int = 100
     sct_channels: Optional[int] = None  # K of SCT; default C_out / 8
+    RANGES = {"rank": (0, 4096), "alpha": (-1e6, 1e6), "faig_steps": (1, 10 ** 5), "faig_images": (1, 10 ** 5),
+              "faig_tune_iter": (0, 10 ** 7), "sct_channels": (1, 4096)}
     CHOICES = {"method": ("colora", "lora", "svdiff", "difffit", "sct", "bitfit", "decoder", "full")}
 
     def validate(self, where):
         super().validate(where)
         if not 0.0 < self.budget < 1.0:
             raise OptionsError(f"{where}.budget must be between 0 and 1 (a fraction of the base), got {self.budget}")
-        if self.rank < 0:
-            raise OptionsError(f"{where}.rank must be 0 or more, got {self.rank}")
         if self.match_budget and self.method != "lora":
             raise OptionsError(f"{where}.match_budget picks a uniform LoRA rank, so it needs method: lora "
                                f"(got {self.method}); remove it or set method: lora")
@@ -255,6 +274,7 @@ class Options(Section):
     adapter: AdapterOpt = field(default_factory=AdapterOpt)
     source: Optional[str] = field(default=None, compare=False)  # the YAML file it came from
     warnings: List[str] = field(default_factory=list, compare=False)
+    RANGES = {"manual_seed": (0, 2 ** 63 - 1)}
 
     def to_dict(self):
         d = super().to_dict()
@@ -359,7 +379,7 @@ def _build(cls, data, where, warnings):
 
 
 def _build_network(data, where):
-    from colora.archs import arch_params
+    from colora.archs import arch_params, check_arch_options
 
     if not isinstance(data, dict):
         raise OptionsError(f"{where} must be a mapping such as {{type: NAFNet, width: 32}}")
@@ -375,7 +395,14 @@ def _build_network(data, where):
         if isinstance(default, (list, tuple)) and value is not None:
             hint = List[type(default[0])] if default and not isinstance(default[0], (list, tuple)) else list
         params[key] = _convert(value, hint, f"{where}.{key}", [])
+    check_arch_options(arch, params, where)
     return NetworkOpt(arch, params)
+
+
+def network_options(data, where="network_g"):
+    """A `network_g` mapping (from a YAML or a checkpoint header) checked like the YAML section:
+    known type and keys, value types, and each size in its architecture's domain."""
+    return _build_network(data, where)
 
 
 def _convert(value, hint, where, warnings):
@@ -417,6 +444,8 @@ def _scalar(value, hint, where):
                 number = None
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise OptionsError(f"{where} must be {'an integer' if hint is int else 'a number'}, got {value!r}")
+        if not math.isfinite(number):
+            raise OptionsError(f"{where} must be a finite number, got {value!r}")
         if hint is int:
             if float(number) != int(number):
                 raise OptionsError(f"{where} must be an integer, got {value!r}")

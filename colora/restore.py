@@ -21,19 +21,14 @@ log = logging.getLogger("colora")
 
 def load_model(path, train_size=None):
     """Build the network a checkpoint describes (NAFNet as NAFNetLocal) and load it strictly."""
-    import json
-
     from colora.archs import build_arch
-    from colora.checkpoint import check_fits, infer_network_g, load_state_dict, read_metadata
+    from colora.checkpoint import check_fits, checkpoint_network_g, load_state_dict, read_metadata, train_size_of
 
     state = load_state_dict(path)
     meta = read_metadata(path)
-    network_g = json.loads(meta["network_g"]) if "network_g" in meta else infer_network_g(state)
-    if network_g is None:
-        raise ColoraError(f"'{path}' is not a NAFNet or Restormer checkpoint; cannot tell its architecture")
-    network_g = dict(network_g)
+    network_g = dict(checkpoint_network_g(path, state, meta))
     if network_g.get("type") == "NAFNet":
-        size = int(train_size or meta.get("train_size", 256))
+        size = int(train_size or train_size_of(path, meta))
         network_g.update(type="NAFNetLocal", train_size=[1, 3, size, size])
     model = build_arch(network_g)
     check_fits(model, state, path)
@@ -77,12 +72,17 @@ class Restorer:
     """
 
     def __init__(self, model, adapters=(), strength=1.0, tile=0, tile_pad=32, bf16=False,
-                 channels_last=True, max_pixels=200_000_000, device="cpu"):
+                 channels_last=True, max_pixels=200_000_000, max_memory=None, device="cpu"):
+        """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
+        the largest tile that does; a photo that cannot fit even tiled is refused before decoding."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
+        from colora.memory import current_rss, default_budget
 
         self.model = model.eval().to(device)
         self.device, self.tile, self.tile_pad, self.bf16 = torch.device(device), int(tile), int(tile_pad), bf16
         self.max_pixels = max_pixels
+        self.max_memory = default_budget() if max_memory is None else int(max_memory)
+        self._net_bpp = None
         self.chain = list(adapters)
         if self.chain:
             set_strength(self.model, strength)
@@ -94,6 +94,7 @@ class Restorer:
         if bf16:  # the whole model in bf16: no per-forward weight casts (measured faster than autocast)
             self.model.to(torch.bfloat16)
         self.channels_last = channels_last
+        self._resident = current_rss()  # torch and the model: already spent from max_memory
 
     @classmethod
     def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, **kw):
@@ -116,6 +117,18 @@ class Restorer:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.model(x).float().clamp_(0, 1).cpu()
+
+    def plan(self, h, w):
+        """The tile size for an h x w photo (0 = whole), or a ColoraError if it is over --max-pixels
+        or cannot fit --max-memory: called on the file's header, before decoding."""
+        from colora.memory import forward_bytes_per_pixel, plan_tile
+
+        if h * w > self.max_pixels:
+            raise ColoraError(f"the image has {h * w / 1e6:.1f} megapixels ({w}x{h}), over the limit of "
+                              f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
+        if self._net_bpp is None:  # measured once: the same model serves every photo
+            self._net_bpp = forward_bytes_per_pixel(self._forward)
+        return plan_tile(h, w, self._net_bpp, self.max_memory, self.tile, self.tile_pad, self._resident)
 
     def restore(self, image, progress=None):
         """Restore an HxWxC (C = 1, 3 or 4) or HxW image; uint8/uint16 or float in [0, 1]. The
@@ -142,21 +155,20 @@ class Restorer:
 
     def _restore_rgb(self, rgb, progress=None):
         h, w = rgb.shape[:2]
-        if h * w > self.max_pixels:
-            raise ColoraError(f"the image has {h * w / 1e6:.1f} megapixels, over the limit of "
-                              f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
+        tile = self.plan(h, w)
         for i, name in enumerate(self.chain or [None]):
             if name is not None:
                 self._set_adapter(name)
-            if self.tile > 0 and (h > self.tile or w > self.tile):
-                rgb = run_tiled(self._forward, rgb, self.tile, self.tile_pad, progress)
+            if tile > 0 and (h > tile or w > tile):
+                rgb = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
             else:
                 x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
                 rgb = self._forward(x)[0].permute(1, 2, 0).numpy()
         return rgb
 
     def tiles_for(self, h, w):
-        return count_tiles(h, w, self.tile) * max(len(self.chain), 1) if self.tile > 0 and max(h, w) > self.tile else 0
+        tile = self.plan(h, w)
+        return count_tiles(h, w, tile) * max(len(self.chain), 1) if tile > 0 and max(h, w) > tile else 0
 
     # ---- files -----------------------------------------------------------------------------------
     def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,

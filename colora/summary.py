@@ -1,13 +1,11 @@
 """What `colora info` reports: architecture, size and cost of a YAML preset or a checkpoint."""
-import json
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from colora.archs import build_arch, full_config, official_name
-from colora.checkpoint import check_fits, infer_network_g, load_state_dict, read_metadata
-from colora.errors import ColoraError
+from colora.checkpoint import checkpoint_network_g, load_state_dict, read_metadata, weight_groups
 
 
 def count_params(model, trainable_only=False):
@@ -33,17 +31,13 @@ def describe(path, size=256):
 
         opts = load_options(path)
         network_g, kind, extra = opts.network_g.to_dict(), "options", {"name": opts.name}
+    elif path.is_dir():
+        return describe_adapter(path)
     else:
         state = load_state_dict(path)
-        meta = read_metadata(path)
-        network_g = json.loads(meta["network_g"]) if "network_g" in meta else infer_network_g(state)
-        if network_g is None:
-            raise ColoraError(f"'{path}' is not a NAFNet or Restormer checkpoint; cannot tell its architecture")
-        with torch.device("meta"):
-            check_fits(build_arch(network_g), state, path)
+        network_g = checkpoint_network_g(path, state, read_metadata(path))
         kind = "checkpoint"
-        extra = {"has_ema": any(k.startswith("params_ema.") for k in load_file_keys(path)),
-                 "tensors": len(state)}
+        extra = {"has_ema": "params_ema" in weight_groups(path), "tensors": len(state)}
     with torch.device("meta"):
         model = build_arch(network_g)
     return {"path": str(path), "kind": kind, **extra, "network_g": full_config(network_g),
@@ -51,11 +45,13 @@ def describe(path, size=256):
             f"gmacs_at_{size}": round(count_macs(network_g, size) / 1e9, 3)}
 
 
-def load_file_keys(path):
-    """Tensor names in a safetensors header (cheap; no tensor is read)."""
-    if Path(path).suffix != ".safetensors":
-        return []
-    from safetensors import safe_open
+def describe_adapter(folder):
+    """An adapter folder: its method, task, size and the base it was made for (no base needed)."""
+    from colora.adapters.files import read_adapter_dir
 
-    with safe_open(str(path), "pt") as fh:
-        return list(fh.keys())
+    config, tensors = read_adapter_dir(folder)
+    return {"path": str(folder), "kind": "adapter", "name": config.get("name"), "method": config["method"],
+            "task": config.get("task"), "layers": len(config["layers"]), "tensors": len(tensors),
+            "params": sum(t.numel() for t in tensors.values()),
+            "trainable_percent": config.get("trainable_percent"), "base_arch": config.get("base_arch"),
+            "base_sha256": config.get("base_sha256"), "strength": config.get("strength", 1.0)}

@@ -63,9 +63,9 @@ def test_a_file_appearing_during_the_run_is_not_replaced(ckpt, tmp_path, monkeyp
     src, dst = tmp_path / "in", tmp_path / "out"
     write_u8(src / "a.png", photo("astronaut", 32, 24))
 
-    def read_and_race(path):
+    def read_and_race(path, **kw):
         (dst / "a.png").write_bytes(b"someone else's file")
-        return read_image(path)
+        return read_image(path, **kw)
 
     monkeypatch.setattr("colora.imageio.read_image", read_and_race)
     code, out, err = restore(ckpt, "-i", src, "-o", dst)
@@ -94,3 +94,39 @@ def test_outputs_get_the_mode_of_a_normal_file(ckpt, tmp_path):
     finally:
         os.umask(old)
     assert (dst / "a.png").stat().st_mode & 0o777 == 0o644
+
+
+def test_out_of_memory_on_one_file_is_that_files_line(ckpt, tmp_path, monkeypatch):
+    from colora.restore import Restorer
+
+    real = Restorer.restore
+
+    def restore_or_oom(self, pixels, progress=None):
+        if pixels.shape[1] == 40:
+            raise MemoryError
+        return real(self, pixels, progress)
+
+    monkeypatch.setattr(Restorer, "restore", restore_or_oom)
+    write_u8(tmp_path / "in" / "a.png", photo("astronaut", 32, 24))
+    write_u8(tmp_path / "in" / "b.png", photo("coffee", 40, 24))
+    code, out, err = restore(ckpt, "-i", tmp_path / "in", "-o", tmp_path / "out")
+    assert code == 1 and "1 restored, 0 skipped, 1 failed" in out
+    assert [ln for ln in err.splitlines() if "b.png" in ln and "ran out of memory" in ln], err
+    assert tree(tmp_path / "out") == ["a.png"]
+
+
+def test_the_memory_plan_tiles_what_does_not_fit_and_refuses_what_never_fits():
+    from colora.errors import ColoraError
+    from colora.memory import IMAGE_BYTES_PER_PIXEL, forward_bytes_per_pixel, plan_tile
+
+    bpp = 1000
+    whole = 4000 * 3000 * (IMAGE_BYTES_PER_PIXEL + bpp)
+    assert plan_tile(3000, 4000, bpp, whole + 1) == 0
+    tile = plan_tile(3000, 4000, bpp, whole // 4, pad=32)
+    assert 0 < tile < 3000 and tile % 16 == 0
+    assert 4000 * 3000 * IMAGE_BYTES_PER_PIXEL + (tile + 64) ** 2 * bpp <= whole // 4
+    assert plan_tile(3000, 4000, bpp, whole // 4, tile=128) == 128  # a user's tile that fits is kept
+    with pytest.raises(ColoraError, match="over --max-memory"):
+        plan_tile(3000, 4000, bpp, 4000 * 3000 * IMAGE_BYTES_PER_PIXEL)
+    narrow, wide = (build_arch({**TINY_NAFNET, "width": w}).eval() for w in (8, 16))
+    assert forward_bytes_per_pixel(wide) > 1.5 * forward_bytes_per_pixel(narrow) > 0

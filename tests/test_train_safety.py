@@ -6,20 +6,11 @@ import errno
 import json
 
 import pytest
-import torch
 
 from colora.errors import OptionsError
 from colora.options import load_options
-from tests.test_restore import cli
+from tests.test_restore import _one_thread, cli  # noqa: F401  (autouse: one thread)
 from tests.test_train import options, write_options
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(tmp_path, **train):

@@ -153,7 +153,7 @@ def load_adapter(model, directory, name=None, force=False, activate=True):
     if not force and config.get("base_sha256") and config["base_sha256"] != base_sha256(model):
         raise AdapterError(f"adapter '{directory}' was trained on another base (sha256 "
                            f"{config['base_sha256'][:12]}…, this model {base_sha256(model)[:12]}…); load the base "
-                           "it was made for, or pass force=True to apply it anyway")
+                           "it was made for, or pass --force (force=True in Python) to apply it anyway")
     hub = get_hub(model, create=True)
     name = name or config.get("name") or config["method"]
     previous = hub.active

@@ -56,6 +56,19 @@ class Tuner(nn.Module):
     def spec(self):
         return {"kind": self.kind, **self.settings}
 
+    @classmethod
+    def check(cls, owner, settings):
+        """Why `settings` (from an adapter file) cannot fit `owner`, or None. Runs before anything
+        is allocated, so a config saying `rank: 2e7` costs an error line, not gigabytes. Here: every
+        number finite and no count above the layer's own size; tuners with sizes refine it."""
+        size = sum(p.numel() for p in owner.parameters(recurse=False))
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value) or (isinstance(value, int) and not 0 <= value <= size):
+                return f"{key}={value!r} is not a count between 0 and the layer's {size} parameters"
+        return None
+
 
 class _Slot:
     """One base tensor an adapter may change: the base object and the merged buffer."""
@@ -102,17 +115,14 @@ class AdapterHub(nn.Module):
         if name in self.adapters:
             raise AdapterError(f"an adapter named '{name}' is already attached; remove it or pick another name")
         modules = dict(model.named_modules())
+        self._check_specs(name, layers, modules)
         group = nn.ModuleDict()
         for path, specs in layers.items():
-            if path not in modules:
-                raise AdapterError(f"adapter '{name}' targets '{path}', which this model does not have")
             owner = modules[path]
             tuners = nn.ModuleList()
             for spec in specs:
                 spec = dict(spec)
                 kind = spec.pop("kind")
-                if kind not in TUNERS:
-                    raise AdapterError(f"adapter '{name}' uses an unknown tuner kind '{kind}'")
                 tuners.append(TUNERS[kind](owner, **spec))
             group[_escape(path)] = tuners
             self._track(path, owner, tuners)
@@ -124,6 +134,26 @@ class AdapterHub(nn.Module):
         self.adapters[name] = group
         self.configs[name] = dict(config, layers={p: [t.spec() for t in self._tuners(name, p)] for p in layers})
         return group
+
+    @staticmethod
+    def _check_specs(name, layers, modules):
+        """Every layer and tuner spec well-formed and fitting its layer, before any is built."""
+        if not isinstance(layers, dict):
+            raise AdapterError(f"adapter '{name}': 'layers' must map layer paths to tuner lists, "
+                               f"not a {type(layers).__name__}")
+        for path, specs in layers.items():
+            if path not in modules:
+                raise AdapterError(f"adapter '{name}' targets '{path}', which this model does not have")
+            if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+                raise AdapterError(f"adapter '{name}': layer '{path}' must list tuner settings (mappings)")
+            for spec in specs:
+                kind = spec.get("kind")
+                if not isinstance(kind, str) or kind not in TUNERS:
+                    raise AdapterError(f"adapter '{name}' uses an unknown tuner kind {kind!r} on '{path}'")
+                settings = {k: v for k, v in spec.items() if k != "kind"}
+                reason = TUNERS[kind].check(modules[path], settings)
+                if reason:
+                    raise AdapterError(f"adapter '{name}' does not fit layer '{path}': {kind} {reason}")
 
     def _track(self, path, owner, tuners):
         if path not in self._owners:

@@ -24,6 +24,14 @@ class DeltaTuner(Tuner):
         for pname in params:
             self.register_parameter(f"{pname}_delta", nn.Parameter(torch.zeros_like(getattr(owner, pname))))
 
+    @classmethod
+    def check(cls, owner, settings):
+        params = settings.get("params")
+        if not isinstance(params, list) or not all(isinstance(p, str) and isinstance(
+                getattr(owner, p, None), torch.Tensor) for p in params):
+            return f"params {params!r} must list tensors of the layer"
+        return None
+
     def deltas(self, base):
         return {pname: getattr(self, f"{pname}_delta") for pname in self.touches}
 

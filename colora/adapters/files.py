@@ -49,6 +49,7 @@ def read_adapter_dir(directory):
         raise AdapterError(f"adapter config '{cfg_path}' is corrupt: {exc}") from None
     if not isinstance(config, dict) or "method" not in config or "layers" not in config:
         raise AdapterError(f"adapter config '{cfg_path}' lacks 'method' or 'layers'; it was not written by colora")
+    check_config(config, cfg_path)
     if config["method"] not in METHODS:
         raise AdapterError(f"adapter '{directory}' uses method '{config['method']}', which this colora "
                            f"does not know (known: {', '.join(sorted(METHODS))})")
@@ -57,6 +58,26 @@ def read_adapter_dir(directory):
     except (SafetensorError, OSError, ValueError) as exc:
         raise AdapterError(f"adapter weights '{weights}' are corrupt or truncated: {exc}") from None
     return config, tensors
+
+
+# key -> (types it may have, what to say otherwise); None is always allowed except for method/layers
+_FIELDS = {"method": ((str,), "a method name"), "layers": ((dict,), "a mapping of layer paths to tuners"),
+           "name": ((str,), "a string"), "task": ((str,), "a string"),
+           "base_arch": ((dict,), "a mapping such as {type: NAFNet, width: 16}"),
+           "base_sha256": ((str,), "a hex string"), "strength": ((int, float), "a number between 0 and 1")}
+
+
+def check_config(config, path):
+    """Each field of adapter_config.json of the type colora writes, so a tampered file is one line."""
+    for key, (types, what) in _FIELDS.items():
+        value = config.get(key)
+        if value is None and key not in ("method", "layers"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise AdapterError(f"adapter config '{path}': '{key}' must be {what}, got {value!r:.60}")
+    strength = config.get("strength")
+    if strength is not None and not 0.0 <= strength <= 1.0:  # also false for nan
+        raise AdapterError(f"adapter config '{path}': 'strength' must be between 0 and 1, got {strength!r}")
 
 
 def card(config):

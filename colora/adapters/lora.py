@@ -13,6 +13,8 @@ from torch import nn
 
 from colora.adapters.base import (Tuner, adaptable_layers, delta_specs, kaiming_uniform_, merge_specs,
                                   register_method, register_tuner, resolve_ranks, select)
+import math
+
 import torch
 
 
@@ -35,6 +37,17 @@ class LoRATuner(Tuner):
         self.lora_A = _Factor(kaiming_uniform_(torch.empty(rank, *w.shape[1:], device=w.device)))
         self.lora_B = _Factor(torch.zeros(w.shape[0], rank, *([1] * (w.dim() - 2)), device=w.device))
         self.scale = (alpha if alpha is not None else rank) / rank
+
+    @classmethod
+    def check(cls, owner, settings):
+        rank, limit = settings.get("rank"), max_rank(owner) if hasattr(owner, "weight") else 0
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
+            return f"rank {rank!r} is not between 1 and {limit} (min of C_out and C_in*k*k)"
+        alpha = settings.get("alpha")
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                                  or not math.isfinite(alpha)):
+            return f"alpha {alpha!r} is not a finite number"
+        return super().check(owner, settings)
 
     def deltas(self, base):
         w = base["weight"]

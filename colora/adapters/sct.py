@@ -27,6 +27,17 @@ class SCTTuner(Tuner):
         self.register_buffer("sct_index", index.to(owner.weight.device))
         self.sct_map = nn.Parameter(torch.zeros(channels, channels, device=owner.weight.device))
 
+    @classmethod
+    def check(cls, owner, settings):
+        channels, index = settings.get("channels"), settings.get("index")
+        out = owner.weight.shape[0] if hasattr(owner, "weight") else 0
+        if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= out:
+            return f"channels {channels!r} is not between 1 and the layer's {out} output channels"
+        if index is not None and (not isinstance(index, list) or len(index) != channels or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < out for i in index)):
+            return f"index must list {channels} channel numbers below {out}"
+        return None
+
     def deltas(self, base):
         w, b, idx = base["weight"], base["bias"], self.sct_index
         flat = w.flatten(1)

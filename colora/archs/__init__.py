@@ -6,6 +6,7 @@ the registry is complete; they only depend on torch.
 """
 import difflib
 import inspect
+import math
 
 from colora.errors import OptionsError
 
@@ -36,6 +37,22 @@ def arch_params(name):
     return {k: p.default for k, p in sig.parameters.items() if k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
+def check_arch_options(name, params, where="network_g"):
+    """Each option in the architecture's LIMITS (for lists: their items, and 1 to 8 of them), so an
+    absurd size fails in one line before a byte is allocated."""
+    limits = getattr(get_arch(name), "LIMITS", {})
+    for key, value in params.items():
+        if key not in limits or value is None:
+            continue
+        lo, hi = limits[key]
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)) and not 1 <= len(items) <= 8:
+            raise OptionsError(f"{where}.{key} must list 1 to 8 values, got {len(items)}")
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise OptionsError(f"{where}.{key} must be between {lo} and {hi}, got {value!r}")
+
+
 def build_arch(opt, **overrides):
     """Build a network from `{'type': 'NAFNet', **kwargs}` (dict or NetworkOpt)."""
     opt = dict(opt.to_dict() if hasattr(opt, "to_dict") else opt)
@@ -50,6 +67,7 @@ def build_arch(opt, **overrides):
             close = difflib.get_close_matches(key, list(valid), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise OptionsError(f"unknown key '{key}' in network_g ({name}){hint}")
+    check_arch_options(name, opt)
     model = cls(**opt)
     model.network_g = full_config({"type": name, **opt})  # recorded by checkpoints and adapters
     return model

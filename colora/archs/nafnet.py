@@ -80,6 +80,10 @@ class NAFBlock(nn.Module):
 class NAFNet(nn.Module):
     """U-Net of NAFBlocks with additive skips and a global residual (Fig. 2 of the paper)."""
 
+    # Domain of each option (lists: of each item), checked before anything is built: a config (or
+    # a checkpoint header) asking for 10,000 blocks or a width of 1e6 is refused, not allocated.
+    LIMITS = {"img_channel": (1, 64), "width": (1, 1024), "middle_blk_num": (0, 128),
+              "enc_blk_nums": (0, 128), "dec_blk_nums": (0, 128)}
     PARTS = {
         "intro": r"^intro(\.|$)",
         "encoder": r"^(encoders|downs)\.",
@@ -136,6 +140,8 @@ class NAFNetLocal(NAFNet):
     from the feature map a training-size input produces there, times 1.5 (`base_size` default),
     as in the official Local_Base: k = feat_train * base // train.
     """
+
+    LIMITS = {**NAFNet.LIMITS, "train_size": (1, 1 << 16), "base_size": (1, 1 << 16)}
 
     def __init__(self, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28),
                  dec_blk_nums=(1, 1, 1, 1), train_size=(1, 3, 256, 256), base_size=None):

@@ -171,6 +171,9 @@ class Restormer(nn.Module):
     residual and adds a 1x1 skip from the patch embedding instead.
     """
 
+    LIMITS = {"inp_channels": (1, 64), "out_channels": (1, 64), "dim": (1, 1024), "num_blocks": (0, 128),
+              "num_refinement_blocks": (0, 128), "heads": (1, 64), "ffn_expansion_factor": (0.01, 16)}
+
     PARTS = {
         "intro": r"^patch_embed(\.|$)",
         "encoder": r"^(encoder_level[1-3]|down\d_\d)(\.|$)",
