@@ -236,6 +236,9 @@ def test_wrong_layouts_say_what_was_expected_and_found(tmp_path):
         load("RainDS_real", root / "RainDS_syn" / "test")
     with pytest.raises(ColoraError, match=r"2 problems: gt/norain-6\.png .* is not named as the layout expects"):
         load("RainDS_real", root / "RainDS_syn")  # the synthetic half's names are not the real one's
+    write(root / "RainDS_syn" / "test" / "gt" / "clean-9.png", 9)
+    with pytest.raises(ColoraError, match=r"RainDS_syn rainstreak test at .*1 problem: gt/clean-9\.png .* not named as"):
+        load("RainDS_syn", root)
     (root / "RainDS_real" / "test_set" / "gt" / "8.png").unlink()
     with pytest.raises(ColoraError, match=r"1 problem: no GT for rainstreak/8\.png"):
         load("RainDS_real", root)

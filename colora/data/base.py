@@ -10,9 +10,9 @@ so each loader looks for its layout below `dataroot` (a few levels deep) rather 
 import logging
 from pathlib import Path
 
+from colora.data.protocols import Protocol
 from colora.datasets import PairedFolderDataset
 from colora.errors import ColoraError, OptionsError
-from colora.data.protocols import Protocol
 from colora.imagefolder import IMAGE_EXTENSIONS
 
 log = logging.getLogger("colora")
