@@ -113,9 +113,12 @@ def _refusal(src, dest, sources, claimed, skip_existing, overwrite):
 
 
 def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                  overwrite=False, progress=True):
+                  overwrite=False, progress=True, shard=(0, 1)):
     """Restore every image of `inputs` into the folder `output` with `restorer`, one FileResult per
-    file (see the module docstring for what is refused)."""
+    file (see the module docstring for what is refused); `shard` (rank, world size) restores only
+    that rank's share (colora.inference.shard)."""
+    from colora.inference.shard import shard_files
+
     from tqdm import tqdm
 
     from colora.errors import ImageReadError
@@ -126,6 +129,7 @@ def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=Fal
     output = Path(output)
     check_output_dir(output)
     sources = {_real(src) for src, _ in files}
+    files = shard_files(files, lambda src, rel: output_path(output, rel, suffix, ext, src), *shard)
     bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
     claimed = {}  # output -> the input that owns it (IMG.jpg and IMG.jpeg both map to IMG.jpg)
     folders = set()  # output folders cleared of temporary files that a kill left there

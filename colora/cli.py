@@ -106,18 +106,6 @@ def _check_ranges(args):
             raise ColoraError(f"{flag} must be between {lo:g} and {hi:g}, got {value}")
 
 
-def _warn_emulated_bf16():
-    """--bf16 on a CPU without AVX512-BF16 / AMX-BF16 runs emulated, ~10x slower: say so once."""
-    import torch
-
-    from colora.precision import native_bf16
-
-    if not native_bf16("cpu"):
-        logging.getLogger("colora").warning(
-            f"--bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}, no avx512_bf16 / amx_bf16 flag) "
-            "has no native bf16, so it runs emulated, about 10x slower than without --bf16")
-
-
 def _restorer(args):
     from colora.memory import parse_budget
     from colora.restore import Restorer
@@ -128,40 +116,60 @@ def _restorer(args):
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.bf16:
-        _warn_emulated_bf16()
+    precision = "bf16" if args.bf16 or args.force_bf16 else args.precision  # colora.precision says if not native
     return Restorer.from_files(args.model, args.adapter or (), adapter_dir=args.adapter_dir,
-                               strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, bf16=args.bf16,
+                               strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, precision=precision,
+                               force_precision=args.force_bf16, compile=args.compile, backend=args.backend,
                                max_pixels=int(args.max_pixels * 1e6), max_memory=budget, force=args.force)
 
 
 def cmd_restore(args):
+    from colora.inference.shard import Shard
+
+    shard = Shard.from_env()  # under torchrun: this rank's share of the files
     restorer = _restorer(args)
     counts = {"restored": 0, "skipped": 0, "failed": 0}
     for result in restorer.restore_paths(args.input, args.output, suffix=args.suffix, ext=args.ext,
                                          recursive=args.recursive, skip_existing=args.skip_existing,
-                                         overwrite=args.overwrite, progress=not args.quiet):
+                                         overwrite=args.overwrite, progress=not args.quiet and shard.is_main,
+                                         shard=(shard.rank, shard.world_size)):
         counts[result.status] += 1
         if result.status != "restored" or result.reason:
             from tqdm import tqdm
 
             status = "restored with a warning" if result.status == "restored" else result.status
             tqdm.write(one_line(f"{status}: {result.input}: {result.reason}"), file=sys.stderr)
-    print(f"{counts['restored']} restored, {counts['skipped']} skipped, {counts['failed']} failed "
-          f"-> {args.output}")
+    counts = shard.total(counts)
+    shard.close()
+    if shard.is_main:
+        ranks = f" ({shard.world_size} ranks)" if shard.world_size > 1 else ""
+        print(f"{counts['restored']} restored, {counts['skipped']} skipped, {counts['failed']} failed "
+              f"-> {args.output}{ranks}")
     return 1 if counts["failed"] else 0
 
 
-def _add_model_args(p):
-    p.add_argument("--model", default=None, help="base checkpoint (.safetensors or BasicSR .pth)")
+def _add_network_args(p):
+    """The base and adapters to run (restore, eval) or to merge (export)."""
+    p.add_argument("--model", default=None, help="base checkpoint (.safetensors or BasicSR .pth; default: the shipped base)")
     p.add_argument("--adapter", action="append", metavar="NAME|DIR",
                    help="adapter folder or name; repeat to apply several in sequence (e.g. rain, then haze)")
     p.add_argument("--adapter-dir", default=None, help="where adapter names are looked up (default: next to --model)")
     p.add_argument("--strength", type=float, default=1.0, help="blend base (0) .. adapter (1); default 1")
     p.add_argument("--force", action="store_true", help="apply adapters made for another base anyway")
+
+
+def _add_model_args(p):
+    _add_network_args(p)
     p.add_argument("-t", "--tile", type=int, default=0, help="tile size in pixels; 0 = whole image")
     p.add_argument("--tile-pad", type=int, default=32, help="overlap of neighbouring tiles (default 32)")
-    p.add_argument("--bf16", action="store_true", help="run in bfloat16 (fast on CPUs with AVX512-BF16 / AMX)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 only where the CPU/GPU has it natively and it measures faster")
+    p.add_argument("--bf16", action="store_true", help="= --precision bf16 (fp32 with a warning where not native)")
+    p.add_argument("--force-bf16", action="store_true", help="bf16 even where it is emulated (~10x slower)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="onnxruntime: run --model FILE.onnx (from colora export) with ONNX Runtime")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network (pays off on long folder jobs with a fixed -t)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--max-pixels", type=float, default=200, help="skip images over this many megapixels (200)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
@@ -182,6 +190,24 @@ def _add_restore(sub):
                    help="replace files that exist in -o (an input of the run is never replaced)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_restore)
+
+
+def cmd_export(args):
+    from colora.inference.export import export
+
+    _check_ranges(args)
+    done = export(args.output, args.model, args.adapter or (), adapter_dir=args.adapter_dir,
+                  strength=args.strength, force=args.force)
+    check = f"; ONNX Runtime vs torch on a real photo: max |diff| {done['max_abs_diff']:.1e}" if "max_abs_diff" in done else ""
+    print(f"wrote {done['path']} ({done['networks']} network(s) merged){check}")
+    return 0
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="write the merged network as .safetensors / .pth (official keys) or .onnx")
+    p.add_argument("-o", "--output", required=True, help="FILE.safetensors, FILE.pth or FILE.onnx")
+    _add_network_args(p)  # several adapters (a chain) export only to .onnx
+    p.set_defaults(func=cmd_export, threads=0, tile=0, tile_pad=0, max_pixels=1)
 
 
 def _benchmark(args):
@@ -343,6 +369,7 @@ def build_parser():
     p.set_defaults(func=cmd_info)
     _add_pretrain(sub)
     _add_restore(sub)
+    _add_export(sub)
     _add_eval(sub)
     _add_finetune(sub)
     _add_demo(sub)

@@ -59,3 +59,56 @@ def resolve_precision(precision, device="cpu"):
         log.warning(f"this {device.type.upper()} has no native bf16, so bf16 runs emulated "
                     "(about 10x slower than fp32 on a CPU); use precision auto or fp32")
     return _DTYPES[precision]
+
+
+# ---- inference ---------------------------------------------------------------------------------
+# Inference casts the whole network (not autocast: autocast re-casts every weight on every forward,
+# measured 1.2-1.4x slower). `auto` runs bf16 only where it is native *and* a timing of both
+# precisions on this machine finds it faster: native bf16 kernels exist for convolutions and matmuls,
+# but a network dominated by depthwise convs and elementwise ops may not gain. The timing runs once
+# per process per network (`key`), a few forwards of one tile, and is cached in _MEASURED.
+_MEASURED = {}  # key -> True when bf16 was measured faster than fp32 in this process
+BF16_MIN_GAIN = 0.9  # bf16 must take at most this fraction of the fp32 time to be picked
+
+
+def bf16_faster(measure, key):
+    """Whether bf16 beats fp32 by BF16_MIN_GAIN, from `measure()` -> (fp32 s, bf16 s), once per key."""
+    if key not in _MEASURED:
+        t32, t16 = measure()
+        _MEASURED[key] = t16 <= BF16_MIN_GAIN * t32
+        log.debug(f"precision auto: fp32 {t32 * 1e3:.0f} ms, bf16 {t16 * 1e3:.0f} ms per probe forward "
+                  f"-> {'bf16' if _MEASURED[key] else 'fp32'}")
+    return _MEASURED[key]
+
+
+def inference_dtype(precision, device="cpu", force=False, measure=None, key=None):
+    """The dtype to run a restoring network in (the whole network cast to it).
+
+    fp32 -> float32. bf16 -> bfloat16 where native; elsewhere one warning line and float32, unless
+    `force`. fp16 -> float16, CUDA only (CPU fp16 kernels are emulated). auto -> bfloat16 only where
+    native and `measure` (see bf16_faster) finds it faster, else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    native = native_bf16(device)
+    if precision == "fp32":
+        return torch.float32
+    if precision == "auto":
+        if native and measure is not None and bf16_faster(measure, (device.type, key)):
+            return torch.bfloat16
+        return torch.float32
+    if precision == "fp16":
+        if device.type == "cpu" and not force:
+            raise ValueError("precision fp16 is for CUDA devices; on a CPU use bf16 (where native) or fp32")
+        return torch.float16
+    if native or force:
+        return torch.bfloat16
+    log.warning(f"bf16: this {_describe(device)} has no native bf16 (it would run emulated, about 10x slower), "
+                "so it runs in fp32; force bf16 with --force-bf16")
+    return torch.float32
+
+
+def _describe(device):
+    if device.type == "cpu":
+        return f"CPU ({torch.backends.cpu.get_cpu_capability()}, no avx512_bf16 / amx_bf16 flag)"
+    return f"{device.type.upper()} device"

@@ -1,9 +1,10 @@
 """Restorer: a frozen base + adapters applied to image arrays and to folders of photos.
 
 Fast on CPU by default: channels_last tensors, `torch.inference_mode`, adapters merged into the
-weights (a swap re-merges in place); `bf16=True` runs the whole network in bfloat16 (AMX / AVX512-BF16
-matmuls; measured 1.2-1.4x faster than bf16 autocast, which re-casts every weight on every forward,
-and within 0.01 dB of fp32). NAFNet runs as NAFNetLocal (TLC) so a
+weights (a swap re-merges in place); `precision` (colora.precision.inference_dtype: auto = bf16 only
+where native and measured faster) casts the whole network, not autocast. The network itself runs in
+a runner of colora.inference (torch, or an exported .onnx file in ONNX Runtime). NAFNet runs as
+NAFNetLocal (TLC) so a
 photo larger than the training patches sees the statistics the network was trained with.
 """
 import logging
@@ -72,14 +73,22 @@ class Restorer:
     """
 
     def __init__(self, model, adapters=(), strength=1.0, tile=0, tile_pad=32, bf16=False,
-                 channels_last=True, max_pixels=200_000_000, max_memory=None, device="cpu"):
+                 channels_last=True, max_pixels=200_000_000, max_memory=None, device="cpu",
+                 precision="auto", force_precision=False, compile=False):
         """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
         the largest tile that does; a photo that cannot fit even tiled is refused before decoding."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
-        from colora.memory import current_rss, default_budget
+        from colora.inference.runtime import TorchRunner
+        from colora.memory import default_budget
 
-        self.model = model.eval().to(device)
-        self.device, self.tile, self.tile_pad, self.bf16 = torch.device(device), int(tile), int(tile_pad), bf16
+        runner = None if isinstance(model, torch.nn.Module) else model  # e.g. an OnnxRunner
+        if runner is not None and adapters:
+            raise AdapterError("an exported model has its adapters merged already; export it with --adapter")
+        precision = "bf16" if bf16 else precision  # `bf16=True` / `--bf16`: an alias
+        if runner is not None and precision not in ("auto", runner.precision):
+            log.warning(f"precision {precision}: the {type(runner).__name__} runs {runner.precision}")
+        self.model = model.eval().to(device) if runner is None else None
+        self.device, self.tile, self.tile_pad = torch.device(device), int(tile), int(tile_pad)
         self.max_pixels = max_pixels
         self.max_memory = default_budget() if max_memory is None else int(max_memory)
         self._net_bpp = None
@@ -89,18 +98,24 @@ class Restorer:
             merge_adapter(self.model)
             set_adapter(self.model, self.chain[0])
             self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if bf16:  # the whole model in bf16: no per-forward weight casts (measured faster than autocast)
-            self.model.to(torch.bfloat16)
-        self.channels_last = channels_last
+        self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
+        self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
+        from colora.memory import current_rss
+
         self._resident = current_rss()  # torch and the model: already spent from max_memory
 
     @classmethod
-    def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, **kw):
+    def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, backend="torch", **kw):
         """Load a checkpoint and adapter folders (names are looked up in `adapter_dir`, then next to
-        the checkpoint)."""
+        the checkpoint); backend "onnxruntime" runs an exported .onnx file instead."""
         from colora.adapters import load_adapter
+
+        if backend == "onnxruntime":
+            from colora.inference.onnx import OnnxRunner
+
+            if not model_path:
+                raise ColoraError("--backend onnxruntime needs --model FILE.onnx (make one with colora export)")
+            return cls(OnnxRunner(model_path), adapters, **kw)
 
         model_path = model_path or default_model_path()
         model = load_model(model_path)
@@ -112,11 +127,7 @@ class Restorer:
 
     # ---- arrays ----------------------------------------------------------------------------------
     def _forward(self, x):
-        x = x.to(self.device, torch.bfloat16 if self.bf16 else torch.float32)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return self.model(x).float().clamp_(0, 1).cpu()
+        return self.run(x)
 
     def plan(self, h, w):
         """The tile size for an h x w photo (0 = whole), or a ColoraError if it is over --max-pixels
@@ -172,11 +183,12 @@ class Restorer:
 
     # ---- files -----------------------------------------------------------------------------------
     def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                      overwrite=False, progress=True):
+                      overwrite=False, progress=True, shard=(0, 1)):
         """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
         one FileResult per file (colora.batch): bad files are reported and skipped, the batch goes on,
         and no input or pre-existing file is replaced unless `overwrite` (inputs: never)."""
         from colora.batch import restore_files
 
         yield from restore_files(self, inputs, output, suffix=suffix, ext=ext, recursive=recursive,
-                                 skip_existing=skip_existing, overwrite=overwrite, progress=progress)
+                                 skip_existing=skip_existing, overwrite=overwrite, progress=progress,
+                                 shard=shard)

@@ -27,3 +27,13 @@ def randomize_layer_scales(model, seed=0):
             if name.endswith(("beta", "gamma")):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
     return model
+
+
+@pytest.fixture(autouse=True)
+def _auto_precision_is_fp32(monkeypatch):
+    """`precision auto` times bf16 against fp32 where bf16 is native; tests must not depend on
+    timing, so here the timing always finds fp32 faster (tests of the rule patch it themselves)."""
+    from colora import precision
+
+    monkeypatch.setattr(precision, "_MEASURED", {})
+    monkeypatch.setattr(precision, "bf16_faster", lambda measure, key: False)

@@ -53,6 +53,15 @@ class Tuner(nn.Module):
         """{param name: additive delta} given the owner's base tensors {name: tensor or None}."""
         raise NotImplementedError
 
+    def write_merged(self, out, pname, bases, alpha):
+        """out = base + alpha * delta for `pname` (the merged buffer). Tuners whose delta is a
+        product override this to write it in one pass (LoRA: addmm into `out`)."""
+        delta, base = self.deltas(bases)[pname], bases[pname]
+        if base is None:
+            torch.mul(delta, alpha, out=out)
+        else:
+            torch.add(base, delta.to(base.dtype), alpha=alpha, out=out)
+
     def spec(self):
         return {"kind": self.kind, **self.settings}
 
@@ -132,6 +141,7 @@ class AdapterHub(nn.Module):
         for p in group.parameters():
             p.requires_grad_(False)  # until activated (DDP rejects parameters that get no grad)
         self.adapters[name] = group
+        self.__dict__.pop("_plan_cache", None)  # a new slot may have appeared on a shared owner
         self.configs[name] = dict(config, layers={p: [t.spec() for t in self._tuners(name, p)] for p in layers})
         return group
 
@@ -174,6 +184,7 @@ class AdapterHub(nn.Module):
         del self.adapters[name]
         del self.configs[name]
         self.__dict__.get("_param_cache", {}).pop(name, None)
+        self.__dict__.pop("_plan_cache", None)
 
     # ---- switching ---------------------------------------------------------------------------
     def activate(self, name):
@@ -227,24 +238,42 @@ class AdapterHub(nn.Module):
     @torch.no_grad()
     def _install_merged(self, paths=None):
         """Install merged tensors of the active adapter on `paths` (default: every tracked owner),
-        writing base + strength * delta straight into per-slot buffers (one pass, no temporaries)."""
+        each written straight into its slot's buffer by the tuner (one pass, no temporaries); the
+        same arithmetic every time, so A -> B -> A gives A's tensors bit for bit."""
+        written = set()
+        for owner, pname, slot, bases, touching in self._merge_plan(self.active):
+            if slot.merged is None:
+                like = slot.base if slot.base is not None else touching[0].deltas(bases)[pname]
+                slot.merged = nn.Parameter(torch.empty_like(like), requires_grad=False)
+            touching[0].write_merged(slot.merged.data, pname, bases, self.strength)
+            for tuner in touching[1:]:  # rare: two tuners on one tensor
+                slot.merged.data.add_(tuner.deltas(bases)[pname].to(slot.merged.dtype), alpha=self.strength)
+            owner._parameters[pname] = slot.merged
+            written.add(id(slot))
         for path in self._slots if paths is None else paths:
-            slots, owner = self._slots[path], self._owners[path]
-            tuners = self._tuners(self.active, path) if self.active else ()
-            deltas = self._deltas(path, tuners) if tuners else {}
-            for pname, slot in slots.items():
-                if pname not in deltas:
-                    owner._parameters[pname] = slot.base
-                    continue
-                delta, base = deltas[pname], slot.base
-                if slot.merged is None or slot.merged.shape != delta.shape:
-                    slot.merged = nn.Parameter(torch.empty_like(base if base is not None else delta),
-                                               requires_grad=False)
-                if base is None:
-                    torch.mul(delta, self.strength, out=slot.merged)
-                else:
-                    torch.add(base, delta.to(base.dtype), alpha=self.strength, out=slot.merged)
-                owner._parameters[pname] = slot.merged
+            for pname, slot in self._slots[path].items():
+                if id(slot) not in written:
+                    self._owners[path]._parameters[pname] = slot.base
+
+    def _merge_plan(self, name):
+        """[(owner, param name, slot, base tensors, tuners)] an adapter merges, listed once (a swap
+        then spends its time writing tensors, not walking modules)."""
+        if name is None:
+            return []
+        cache = self.__dict__.setdefault("_plan_cache", {})
+        if name not in cache:
+            plan = []
+            for path in sorted(self._paths_of(name)):
+                tuners, slots = self._tuners(name, path), self._slots[path]
+                bases = {pname: slot.base for pname, slot in slots.items()}
+                for pname, slot in slots.items():
+                    # a tensor the base lacks (bias=False) is merged only where a tuner makes it
+                    touching = [t for t in tuners if pname in t.touches
+                                and (slot.base is not None or pname in t.deltas(bases))]
+                    if touching:
+                        plan.append((self._owners[path], pname, slot, bases, touching))
+            cache[name] = plan
+        return cache[name]
 
     # ---- forward mechanics ---------------------------------------------------------------------
     def _tuners(self, name, path):

@@ -54,6 +54,14 @@ class LoRATuner(Tuner):
         delta = self.lora_B.weight.flatten(1) @ self.lora_A.weight.flatten(1)
         return {"weight": (delta * self.scale if self.scale != 1.0 else delta).view(w.shape)}
 
+    def write_merged(self, out, pname, bases, alpha):
+        """out = W + alpha * scale * B A as one addmm into the merged buffer (no delta tensor)."""
+        w, b, a = bases["weight"], self.lora_B.weight.flatten(1), self.lora_A.weight.flatten(1)
+        if out.is_contiguous() and w.is_contiguous() and w.dtype == b.dtype:
+            torch.addmm(w.view(w.shape[0], -1), b, a, alpha=alpha * self.scale, out=out.view(w.shape[0], -1))
+        else:  # e.g. a channels_last 3x3 kernel: the flat view would not be its memory
+            super().write_merged(out, pname, bases, alpha)
+
 
 def max_rank(module):
     w = module.weight

@@ -22,30 +22,75 @@ class SimpleGate(nn.Module):
         return x1 * x2
 
 
+def _window_sums(x, k, dim):
+    """Sums of every run of `k` consecutive entries along `dim` ('valid' positions only).
+
+    The first window is one vectorised reduction; the others follow by adding the entry that enters
+    and removing the one that leaves (a cumsum over n - k entries, not n): exact like an integral
+    image, but a full-size cumsum -- slow on CPU, and slower still on channels_last -- is avoided."""
+    n = x.shape[dim]
+    first = x.narrow(dim, 0, k).sum(dim, keepdim=True)
+    if k == n:
+        return first
+    steps = x.narrow(dim, k, n - k) - x.narrow(dim, 0, n - k)
+    return torch.cat([first, first + steps.cumsum(dim)], dim)
+
+
 class LocalAvgPool2d(nn.Module):
     """TLC's local average pool: a box mean of size `kernel_size` with replicate padding.
 
     If the kernel covers the whole feature map this is exactly the global pool used in training.
-    Otherwise it is the 'valid' box mean computed with an integral image (exact, O(1) per pixel),
-    padded back to h x w by replication, the extra row/column going to the bottom/right.
+    Otherwise it is the exact 'valid' box mean padded back to h x w by replication, the extra
+    row/column going to the bottom/right (as the official integral-image version). NAFBlock applies
+    its 1x1 conv to the small valid map *before* the padding (a pointwise conv commutes with
+    replication), so TLC costs no full-size convolution.
     """
 
     def __init__(self, kernel_size):
         super().__init__()
         self.kernel_size = tuple(kernel_size)
+        self.for_export = False  # True: `traced`, the branch-free form (colora.inference.onnx)
+
+    def valid(self, x):
+        """The box means at the positions where the window fits (fp32 sums), in x's dtype."""
+        h, w = x.shape[-2:]
+        kh, kw = min(h, self.kernel_size[0]), min(w, self.kernel_size[1])
+        if kh == h and kw == w:
+            return F.adaptive_avg_pool2d(x, 1)
+        acc = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        sums = _window_sums(_window_sums(acc, kh, -2), kw, -1)
+        return (sums / (kh * kw)).to(x.dtype)
+
+    @staticmethod
+    def expand(out, h, w):
+        """Replicate the valid map back to h x w (a 1x1 map is left to broadcast)."""
+        _h, _w = out.shape[-2:]
+        if _h == 1 and _w == 1:
+            return out
+        return F.pad(out, ((w - _w) // 2, (w - _w + 1) // 2, (h - _h) // 2, (h - _h + 1) // 2), mode="replicate")
 
     def forward(self, x):
-        h, w = x.shape[-2:]
-        kh, kw = self.kernel_size
-        if kh >= h and kw >= w:
-            return F.adaptive_avg_pool2d(x, 1)
-        kh, kw = min(h, kh), min(w, kw)
-        dtype = x.dtype
-        s = F.pad(x.float().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
-        out = (s[..., kh:, kw:] + s[..., :-kh, :-kw] - s[..., :-kh, kw:] - s[..., kh:, :-kw]) / (kh * kw)
-        _h, _w = out.shape[-2:]
-        pad = ((w - _w) // 2, (w - _w + 1) // 2, (h - _h) // 2, (h - _h + 1) // 2)
-        return F.pad(out, pad, mode="replicate").to(dtype)
+        return self.traced(x) if self.for_export else self.expand(self.valid(x), *x.shape[-2:])
+
+    def traced(self, x):
+        """The same means with no branch on the input size, for graphs exported with dynamic height
+        and width (ONNX): every pixel reads the integral image at its clamped window."""
+        acc = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        for dim, k in ((-2, self.kernel_size[0]), (-1, self.kernel_size[1])):
+            acc = _clamped_window_means(acc, k, dim)
+        return acc.to(x.dtype)
+
+
+def _clamped_window_means(x, kernel, dim):
+    """Means of min(n, kernel) entries along `dim` at each position's window, the window moved
+    inside the axis (= the valid means replicate-padded, as LocalAvgPool2d). The window arithmetic
+    is on tensors, not sizes, so an exported graph stays small and holds for every n."""
+    pos = torch.arange(x.shape[dim], device=x.device)
+    n = pos[-1:] + 1
+    k = n.clamp(max=kernel)
+    start = torch.minimum((pos - torch.div(k - 1, 2, rounding_mode="floor")).clamp(min=0), n - k)
+    s = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.cumsum(dim)], dim)
+    return (s.index_select(dim, start + k) - s.index_select(dim, start)) / k.to(x.dtype)
 
 
 class NAFBlock(nn.Module):
@@ -70,7 +115,11 @@ class NAFBlock(nn.Module):
 
     def forward(self, inp):
         x = self.sg(self.conv2(self.conv1(self.norm1(inp))))
-        x = self.conv3(x * self.sca(x))
+        pool, conv = self.sca[0], self.sca[1]
+        if isinstance(pool, LocalAvgPool2d) and not pool.for_export:  # conv on the small valid map, then replicate (exact)
+            x = self.conv3(x * pool.expand(conv(pool.valid(x)), *x.shape[-2:]))
+        else:
+            x = self.conv3(x * conv(pool(x)))
         y = torch.addcmul(inp, x, self.beta)  # inp + x * beta in one pass over memory
         x = self.conv5(self.sg(self.conv4(self.norm2(y))))
         return torch.addcmul(y, x, self.gamma)

@@ -1,0 +1,64 @@
+"""Runners: a callable (1, C, h, w) float32 tensor -> float32 tensor in [0, 1], one per backend.
+
+The Restorer tiles, blends and handles files; a runner only runs the network. `TorchRunner` holds
+a torch network in the precision colora.precision chooses for this machine (channels_last,
+inference_mode, the whole net cast rather than autocast); `OnnxRunner` (colora.inference.onnx)
+runs an exported .onnx file with ONNX Runtime.
+"""
+import copy
+import time
+import torch
+
+from colora.precision import inference_dtype
+
+PROBE_SIDE = 256  # the tile `auto` times fp32 against bf16 on (once per process and network)
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def in_channels(model: torch.nn.Module) -> int:
+    """The image channels a network takes (its first convolution's input)."""
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+
+
+class TorchRunner:
+    """A torch network in the precision that fits the machine: see colora.precision.inference_dtype."""
+
+    def __init__(self, model: torch.nn.Module, precision: str = "auto", force: bool = False,
+                 channels_last: bool = True, device="cpu", compile: bool = False):
+        self.model, self.device, self.channels_last = model, torch.device(device), channels_last
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        key = repr(sorted(getattr(model, "network_g", {"id": id(model)}).items()))
+        self.dtype = inference_dtype(precision, self.device, force, measure=self._measure, key=key)
+        if self.dtype != torch.float32:
+            model.to(self.dtype)
+        self._forward = torch.compile(model, dynamic=False) if compile else model
+
+    def _run(self, model, dtype, x):
+        x = x.to(self.device, dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return model(x).float().clamp_(0, 1).cpu()
+
+    def _measure(self):
+        """(fp32 s, bf16 s) of one PROBE_SIDE tile, alternating, best of 2 each; bf16 on a copy."""
+        x = torch.rand(1, in_channels(self.model), PROBE_SIDE, PROBE_SIDE)
+        low = copy.deepcopy(self.model).to(torch.bfloat16)
+        run32, run16 = (lambda: self._run(self.model, torch.float32, x)), (lambda: self._run(low, torch.bfloat16, x))
+        run32(), run16()  # warm-up: one-off allocations and kernel selection
+        times = [(_timed(run32), _timed(run16)) for _ in range(2)]
+        return min(t for t, _ in times), min(t for _, t in times)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self._forward, self.dtype, x)
+
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
