@@ -3,6 +3,7 @@
     python scripts/pack_weights.py base CHECKPOINT colora/weights
     python scripts/pack_weights.py adapters EXP_DIR colora/weights TASK...
     python scripts/pack_weights.py milestone CHECKPOINT checkpoints/
+    python scripts/pack_weights.py estimator colora/weights
 
 `base` keeps the EMA weights of the pre-training run as the shipped base (the adapters are then
 fine-tuned on exactly these weights, so their recorded base hash matches). `adapters` copies each
@@ -101,6 +102,17 @@ def pack_adapters(exp, dest, tasks):
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def pack_estimator(dest):
+    """Record the degradation estimator (written in place by `colora estimator train`)."""
+    dest = Path(dest)
+    manifest = json.loads((dest / "MANIFEST.json").read_text())
+    manifest["estimator"] = {"file": "estimator.safetensors", "sha256": sha256(dest / "estimator.safetensors"),
+                             "tensors_sha256": tensors_sha256(dest / "estimator.safetensors"),
+                             "command": "colora estimator train -o colora/weights/estimator.safetensors "
+                                        "--dataroot corpus/train --threads 1"}
+    (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def pack_milestone(ckpt, dest):
     meta = read_metadata(ckpt)
     state = {k: v.half() for k, v in load_state_dict(ckpt, "params_ema").items()}
@@ -119,6 +131,8 @@ def pack_milestone(ckpt, dest):
 if __name__ == "__main__":
     if sys.argv[1] == "base":
         pack_base(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "estimator":
+        pack_estimator(sys.argv[2])
     elif sys.argv[1] == "milestone":
         pack_milestone(sys.argv[2], sys.argv[3])
     else:

@@ -44,6 +44,24 @@ def test_estimate_is_deterministic_and_complete():
     assert set(estimate(model, grey16)) == set(a)  # grey and 16-bit images too
 
 
+def test_the_shipped_estimator_matches_its_manifest_and_tells_noise_haze_and_clean_apart():
+    from safetensors.torch import load_file
+
+    from colora.checkpoint import state_dict_sha256
+    from colora.restore import WEIGHTS_DIR
+
+    entry = json.loads((WEIGHTS_DIR / "MANIFEST.json").read_text())["estimator"]
+    assert state_dict_sha256(load_file(str(WEIGHTS_DIR / entry["file"]))) == entry["tensors_sha256"]
+    model = load_estimator()  # trained on the corpus photos only; chelsea is not among them
+    clean = data.chelsea()
+    rng = np.random.default_rng(1)
+    noisy = np.clip(clean + rng.normal(0, 30, clean.shape), 0, 255).astype(np.uint8)
+    hazy = (clean * 0.45 + 0.55 * np.array([200, 205, 215])).astype(np.uint8)
+    c, n, h = (estimate(model, x) for x in (clean, noisy, hazy))
+    assert detected(c) == () and detected(n) == ("noise",) and "haze" in detected(h), (c, n, h)
+    assert n["severity"] < c["severity"] and h["severity"] < c["severity"]
+
+
 def test_saved_estimator_reloads_identically_and_bad_files_are_refused(trained, tmp_path):
     path = tmp_path / "est.safetensors"
     save_estimator(trained, path)

@@ -2,8 +2,8 @@
 
 `colora restore --adapter auto` needs to know, per photo, whether to leave it alone, which adapter
 to run, or which to chain or blend (issue 14; DA-CLIP and AutoDIR steer one restorer with a
-degradation classifier in the same way). Our choice: a separate tiny CNN (~0.1 M parameters,
-~0.2 GMAC per 96² tile) rather than a head on the base's features, so it works with any base
+degradation classifier in the same way). Our choice: a separate tiny CNN (0.28 M parameters,
+0.09 GMAC per 96² tile) rather than a head on the base's features, so it works with any base
 and costs a small fraction of a restore. It sees native-resolution 96² tiles (noise and blur
 live in the fine detail that a downscaled photo loses) and averages its logits over up to
 `max_tiles` tiles spread evenly over the photo, so any size works in bounded time.
@@ -63,7 +63,7 @@ class DegradationEstimator(nn.Module):
     """Five 3x3 conv stages (the first at full resolution), mean+max pooling, one linear layer
     giving len(LABELS) logits and the severity."""
 
-    def __init__(self, width=24):
+    def __init__(self, width=32):
         super().__init__()
         chans = [3, width, width * 2, width * 2, width * 4, width * 4]
         layers = []
@@ -147,7 +147,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
     (p_task), or else by a PROD mixture; returns (image, labels, severity). A pure function of
     (seed, i)."""
 
-    def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.4,
+    def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
                  tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
         from colora.degradations.prod import ProdSampler
         from colora.imagefolder import clean_images
@@ -173,12 +173,13 @@ class EstimatorSamples(torch.utils.data.Dataset):
             lq, recipe = degrade_task(gt, self.tasks[int(rng.integers(len(self.tasks)))], rng)
         else:
             lq, recipe = self.prod.degrade(gt, rng)
+        lq = np.round(np.asarray(lq, np.float32) * 255) / 255  # as a saved photo: no float-only cue
         sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
         x = torch.from_numpy(np.ascontiguousarray(lq, np.float32)).permute(2, 0, 1)
         return x, torch.from_numpy(recipe_labels(recipe)), torch.tensor([sev], dtype=torch.float32)
 
 
-def train_estimator(dataroot=None, iters=1500, batch=32, lr=2e-3, seed=0, width=24, log_every=100, log=print,
+def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=32, log_every=100, log=print,
                     **samples):
     """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
     cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a

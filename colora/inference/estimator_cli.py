@@ -12,13 +12,14 @@ def cmd_train(args):
 
     from colora.inference.estimator import save_estimator, train_estimator
 
-    if args.iters < 1 or args.batch < 1:
-        raise ColoraError("--iters and --batch must be at least 1")
+    if args.iters < 1 or args.batch < 1 or args.width < 1:
+        raise ColoraError("--iters, --batch and --width must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, log=log.info)
-    save_estimator(model, args.output, info={"dataroot": args.dataroot, "iters": args.iters,
-                                             "batch": args.batch, "seed": args.seed})
+    model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, width=args.width,
+                            log=log.info)
+    save_estimator(model, args.output, info={"dataroot": args.dataroot, "iters": args.iters, "batch": args.batch,
+                                             "seed": args.seed, "width": args.width})
     log.info(f"estimator saved to {args.output}")
 
 
@@ -52,7 +53,8 @@ def add_estimator(sub):
     t = cmds.add_parser("train", help="train an estimator on synthetic pairs whose recipes are the labels")
     t.add_argument("-o", "--output", required=True, type=Path, help="estimator file (.safetensors)")
     t.add_argument("--dataroot", help="folder of clean photos (default: the photos bundled with scikit-image)")
-    t.add_argument("--iters", type=int, default=1500)
+    t.add_argument("--iters", type=int, default=2500)
+    t.add_argument("--width", type=int, default=32, help="channels of the first stage")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
