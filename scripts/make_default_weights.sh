@@ -3,7 +3,8 @@
 #   1. the photo corpus from Debian wallpaper packages (scripts/make_corpus.py, scripts/corpus.json);
 #   2. NAFNet (options/pretrain/nafnet_small_prod.yml) pre-trained with PROD on its 29 training photos;
 #   3. one CoLoRA adapter per task fine-tuned on fresh synthetic pairs of the same photos
-#      (options/finetune/synthetic.yml with the task set on the command line).
+#      (options/finetune/synthetic.yml with the task set on the command line);
+#   4. the degradation estimator, trained on synthetic pairs of the same photos.
 # Hours on a CPU: pre-training 20,000 iterations is ~5.5 h on one core of an Intel Xeon with AMX
 # (bf16 autocast) and slower where bf16 is not native; each adapter ~40 min. Every step resumes
 # (--auto_resume): rerun the script after an interruption and it continues where it stopped.
@@ -30,4 +31,7 @@ for task in $TASKS; do
 done
 log "adapters finished"   # closing time stamp: the last adapter's duration
 python scripts/pack_weights.py adapters "$EXP" colora/weights $TASKS
+# the degradation estimator (colora estimator run, --adapter auto): ~50 min on one core
+colora estimator train -o colora/weights/estimator.safetensors --dataroot corpus/train --threads 1
+python scripts/pack_weights.py estimator colora/weights
 echo "done: colora/weights/ (see colora/weights/MANIFEST.json)"
