@@ -10,7 +10,6 @@ lost" a byte changed outside the run's output folder. The bombs (and the header 
 ask for gigabytes) run again in fresh interpreters whose peak RSS is measured.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,14 +22,6 @@ sys.path.insert(0, str(ROOT))
 from tests import hostile_inputs as H  # noqa: E402
 
 GB = 1 << 30
-PROBE = """
-import json, resource, sys
-from colora.cli import main
-codes = [main(argv) for argv in json.loads(sys.argv[1])]
-print(json.dumps({"codes": codes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
-"""
-
-
 def cpu_model():
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -75,14 +66,6 @@ def one_liners(t, world, name, argvs):
         t.add(name, 1, int(clean), int(escaped is not None or "Traceback" in err), lost)
 
 
-def peak_rss(runs):
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps([[str(a) for a in r] for r in runs])], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if proc.returncode != 0:
-        return None, proc.stderr.strip().splitlines()[-1:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak"], None
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fuzz", type=int, default=300, help="fuzzed image files (default 300)")
@@ -124,7 +107,7 @@ def main():
                                   base + ["-i", w / "bombs", "-o", w / "p2", "--max-memory", "1"]],
                   "header bombs": [["info", ckpts["middle_blk_num 10000"]], ["info", ckpts["width 512"]]],
                   "adapter bomb": [base + ["--adapter", adapters["rank 20000000"], "-i", w / "good", "-o", w / "p3"]]}
-        peaks = {k: peak_rss(v) for k, v in probes.items()}
+        peaks = {k: H.peak_rss(v, cwd=ROOT)[1:] for k, v in probes.items()}
 
     total = [sum(r[i] for r in t.rows.values()) for i in range(5)]
     measured = [p for p, _ in peaks.values() if p is not None]
@@ -137,7 +120,8 @@ def main():
     print("| **all** | " + " | ".join(f"**{v}**" for v in total) + " |\n")
     print("| subprocess (peak RSS) | " + " | ".join(peaks) + " |")
     print("|---|" + "---:|" * len(peaks))
-    print("| peak RSS | " + " | ".join(f"{p / GB:.2f} GB" if p else f"failed: {e}" for p, e in peaks.values()) + " |\n")
+    print("| peak RSS | " + " | ".join(f"{p / GB:.2f} GB" if p else f"failed: {e.strip().splitlines()[-1:]}"
+                                     for p, e in peaks.values()) + " |\n")
     print(f"worst peak RSS {max(measured) / GB:.2f} GB; bombs over 1 GB: {over}")
     print("(restored: fuzzed files that still decode, each with a 'restored with a warning' line where the "
           "decoder complained; clean errors: refused with their own line or one 'colora: error:' line)")

@@ -9,7 +9,10 @@ import contextlib
 import io
 import json
 import logging
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -39,6 +42,25 @@ def run(argv):
         root.handlers[:] = handlers
         root.setLevel(level)
     return code, out.getvalue(), err.getvalue(), escaped
+
+
+PROBE = """
+import json, resource, sys
+from colora.cli import main
+codes = [main(argv) for argv in json.loads(sys.argv[1])]
+print(json.dumps({"codes": codes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def peak_rss(runs, cwd=None):
+    """Several CLI invocations in one fresh interpreter: (exit codes, peak RSS in bytes, stderr);
+    codes None if the interpreter itself failed."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps([[str(a) for a in r] for r in runs])],
+                          cwd=cwd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        return None, None, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["codes"], result["peak"], proc.stderr
 
 
 def error_lines(err):

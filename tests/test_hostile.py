@@ -5,10 +5,7 @@ outputs changed, and -- measured on a subprocess -- a bomb refused within 1 GB o
 
 Everything calls the CLI's main(argv) in this process except the RSS measurement.
 """
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -154,23 +151,6 @@ def test_bf16_without_native_support_warns_once(world, tmp_path, monkeypatch):
 
 
 # ---- memory: measured on a subprocess ----------------------------------------------------------------
-PROBE = """
-import json, resource, sys
-from colora.cli import main
-codes = [main(argv) for argv in json.loads(sys.argv[1])]
-print(json.dumps({"codes": codes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
-"""
-
-
-def peak_rss(runs):
-    """Run several CLI invocations in one fresh interpreter: (exit codes, peak RSS bytes, stderr)."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps([[str(a) for a in r] for r in runs])],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["codes"], result["peak"], proc.stderr
-
-
 def test_bombs_are_refused_within_1_gb(world, tmp_path):
     src = tmp_path / "bombs"
     H.bombs(src)
@@ -178,12 +158,12 @@ def test_bombs_are_refused_within_1_gb(world, tmp_path):
     ckpts = H.tampered_checkpoints(world["ckpt"], tmp_path / "ckpts")
     adapters = H.tampered_adapters(world["adapter"], tmp_path / "adapters")
     base = ["restore", "--model", world["ckpt"], "-q", "--threads", "1"]
-    codes, peak, err = peak_rss([
+    codes, peak, err = H.peak_rss([
         base + ["-i", src / "bomb_15000.png", "-o", tmp_path / "out"],  # defaults: over --max-pixels
         base + ["-i", src, "-o", tmp_path / "out2", "--max-memory", "1"],
         ["info", ckpts["middle_blk_num 10000"]], ["info", ckpts["width 512"]],
         base + ["--adapter", adapters["rank 20000000"], "-i", src, "-o", tmp_path / "out3"],
-    ])
+    ], cwd=ROOT)
     assert codes == [1, 1, 2, 2, 2], err[-2000:]
     assert peak < GB, f"peak RSS {peak / GB:.2f} GB"
     assert "Traceback" not in err
