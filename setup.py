@@ -26,7 +26,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest"],
+        # onnxruntime + onnx are ~37 MB of wheels and ~10 s to install (beside a ~200 MB torch), so the
+        # test extra takes them and CI exercises export and the onnxruntime backend.
+        "test": ["pytest", "onnxruntime", "onnx"],
+        "onnx": ["onnxruntime", "onnx"],  # colora export -o FILE.onnx, restore --backend onnxruntime
         "plots": ["matplotlib"],
         "tb": ["tensorboard"],
     },
