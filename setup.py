@@ -31,6 +31,7 @@ setup(
         "test": ["pytest", "onnxruntime", "onnx"],
         "onnx": ["onnxruntime", "onnx"],  # colora export -o FILE.onnx, restore --backend onnxruntime
         "plots": ["matplotlib"],
+        "bench": ["PyWavelets"],  # the wavelet denoiser among benchmarks/vs_classical.py's classical methods
         "tb": ["tensorboard"],
     },
     entry_points={"console_scripts": ["colora=colora.cli:main"]},
