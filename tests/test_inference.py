@@ -212,31 +212,34 @@ def _sharded(ckpt, src, dst, *extra):
 
 
 def test_two_ranks_split_a_folder_and_a_killed_run_resumes(ckpt, tmp_path):
+    # enough work that a kill right after the first output lands well before the end, on any machine
+    count = 40
     src = tmp_path / "in"
-    for i in range(10):
-        write_image(src / f"p{i}.png", photo(64 + 8 * i, 48))
+    for i in range(count):
+        write_image(src / f"p{i:02d}.png", photo(160 + 8 * (i % 5), 128))
     procs = _sharded(ckpt, src, tmp_path / "out")
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert "10 restored, 0 skipped, 0 failed" in outs[0][0] and "(2 ranks)" in outs[0][0]
+    assert f"{count} restored, 0 skipped, 0 failed" in outs[0][0] and "(2 ranks)" in outs[0][0]
     assert outs[1][0].strip() == ""  # only rank 0 prints the summary
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in src.iterdir())
     # kill a run once it has written something, then resume it with --skip-existing
     procs = _sharded(ckpt, src, tmp_path / "again")
-    while not (tmp_path / "again").is_dir() or not any((tmp_path / "again").iterdir()):
+    finished = lambda: [p for p in (tmp_path / "again").glob("*") if not p.name.startswith(".")]  # noqa: E731
+    while not (tmp_path / "again").is_dir() or not finished():  # a whole output, not just a temp file
         assert all(p.poll() is None for p in procs), "finished before it could be killed"
-        time.sleep(0.05)
+        time.sleep(0.005)
     for p in procs:
         p.kill()
         p.communicate()
     done = lambda: {p.name: p.stat().st_ino for p in (tmp_path / "again").iterdir()  # noqa: E731
                     if not p.name.startswith(".")}  # a write the kill cut short leaves only a hidden temp file
     first = done()
-    assert 0 < len(first) < 10
+    assert 0 < len(first) < count
     procs = _sharded(ckpt, src, tmp_path / "again", "--skip-existing")
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert f"{10 - len(first)} restored, {len(first)} skipped, 0 failed" in outs[0][0]
+    assert f"{count - len(first)} restored, {len(first)} skipped, 0 failed" in outs[0][0]
     after = done()
     assert set(after) == {p.name for p in src.iterdir()}
     assert all(after[n] == ino for n, ino in first.items())  # the first run's files were not rewritten
