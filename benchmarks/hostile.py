@@ -10,8 +10,6 @@ lost" a byte changed outside the run's output folder. The bombs (and the header 
 ask for gigabytes) run again in fresh interpreters whose peak RSS is measured.
 """
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,17 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import machine  # noqa: E402
 from tests import hostile_inputs as H  # noqa: E402
 
 GB = 1 << 30
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
-
-
 class Tally:
     def __init__(self):
         self.rows = {}
@@ -112,7 +103,7 @@ def main():
     total = [sum(r[i] for r in t.rows.values()) for i in range(5)]
     measured = [p for p, _ in peaks.values() if p is not None]
     over = sum(1 for p, _ in peaks.values() if p is None or p > GB)
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; 1 thread\n")
+    print(f"machine: {machine()}\n")
     print("| inputs | tried | restored | clean errors | tracebacks | files lost |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, row in t.rows.items():
