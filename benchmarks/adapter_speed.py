@@ -56,9 +56,9 @@ def photo_batch(batch, size, seed=0):
 
 def colora_ranks(model):
     """CoLoRA's ranks from a quick FAIG (2 steps, one 64-px photo, theta_t from 3 Adam steps)."""
-    from colora.allocation import allocate_ranks, rank_pattern
-    from colora.faig import faig_scores, layer_table
-    from colora.finetune import quick_finetune
+    from colora.tuning.allocation import allocate_ranks, rank_pattern
+    from colora.tuning.faig import faig_scores, layer_table
+    from colora.tuning.finetune import quick_finetune
 
     lq, gt = photo_batch(1, 64)
     target = quick_finetune(model, [(lq, gt)], 3, 1e-3)
@@ -83,7 +83,7 @@ def attach(model, method, tmp):
 def child(method, tmp, steps):
     """One method's fine-tuning step time and peak RSS (run in its own process)."""
     from colora.adapters import trainable_parameters
-    from colora.losses import PSNRLoss
+    from colora.training.losses import PSNRLoss
 
     model = base_model()
     if method == "plain":

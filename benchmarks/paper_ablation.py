@@ -14,7 +14,7 @@ Data, chosen so nothing evaluated was seen in training: pre-training and fine-tu
 the photos bundled with scikit-image; every cell is evaluated on the same fixed crops of the other
 two (chelsea, motorcycle_left). The held-out tasks' degradations are excluded from every
 pre-training mix (degradations.exclude), as the paper's real tasks are unseen by PROD. The presets
-are the shipped ones (options/pretrain/nafnet_tiny_prod.yml, options/finetune/<task>.yml) with
+are the shipped ones (colora/presets/pretrain/nafnet_tiny_prod.yml, colora/presets/finetune/<task>.yml) with
 the overrides below, so a cell is one `colora pretrain` / `colora finetune` run.
 """
 import argparse
@@ -145,9 +145,9 @@ def run_cell(c, p, out, threads):
         if c["kind"] == "pretrain":
             row = _pretrain(c, p, out)
         else:
-            from colora.finetune import finetune
+            from colora.tuning.finetune import finetune
 
-            opts = load_options(ROOT / "options" / "finetune" / f"{c['task']}.yml", finetune_sets(p, out, c))
+            opts = load_options(ROOT / "colora" / "presets" / "finetune" / f"{c['task']}.yml", finetune_sets(p, out, c))
             s = finetune(opts)
             size = (Path(s["adapter"]) / "adapter_model.safetensors").stat().st_size
             row = {"psnr": s["adapted"]["psnr"], "ssim": s["adapted"]["ssim"], "base_psnr": s["base"]["psnr"],
@@ -163,9 +163,9 @@ def _pretrain(c, p, out):
     from colora.archs import build_arch
     from colora.checkpoint import save_checkpoint
     from colora.options import load_options
-    from colora.train import pretrain
+    from colora.training.trainer import pretrain
 
-    opts = load_options(ROOT / "options" / "pretrain" / "nafnet_tiny_prod.yml", pretrain_sets(p, out, c["pretrain"]))
+    opts = load_options(ROOT / "colora" / "presets" / "pretrain" / "nafnet_tiny_prod.yml", pretrain_sets(p, out, c["pretrain"]))
     if c["pretrain"] == "random":  # the paper's "random init": the same network, seeded, untrained
         torch.manual_seed(0)
         model = build_arch(opts.network_g)

@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, table  # noqa: E402
 from colora.archs import build_arch  # noqa: E402
-from colora.datasets import build_dataset  # noqa: E402
-from colora.losses import PSNRLoss  # noqa: E402
+from colora.data.datasets import build_dataset  # noqa: E402
+from colora.training.losses import PSNRLoss  # noqa: E402
 from colora.options import load_options  # noqa: E402
 
-PRESET = Path(__file__).resolve().parents[1] / "options" / "pretrain" / "nafnet_tiny_prod.yml"
+PRESET = Path(__file__).resolve().parents[1] / "colora" / "presets" / "pretrain" / "nafnet_tiny_prod.yml"
 BATCH, BATCHES, STEPS = 8, 20, 30
 
 

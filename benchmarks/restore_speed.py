@@ -39,7 +39,7 @@ from benchmarks.common import machine, table, timeit  # noqa: E402
 from colora.archs import OFFICIAL_CONFIGS, build_arch  # noqa: E402
 from colora.checkpoint import save_checkpoint  # noqa: E402
 from colora.metrics import calculate_psnr  # noqa: E402
-from colora.restore import Restorer, load_model  # noqa: E402
+from colora.inference.restorer import Restorer, load_model  # noqa: E402
 
 CONFIG = "NAFNet-SIDD-width32"
 TARGETS = {"fp32": 1.5, "bf16": 2.5, "dpsnr": 0.05, "rss_gb": 3.0}
@@ -150,7 +150,7 @@ def child(argv):
     import resource
 
     from colora import cli
-    from colora import restore as restore_mod
+    from colora.inference import restorer as restore_mod
 
     t0 = time.perf_counter()
     spent = {"restore": 0.0}

@@ -2,7 +2,7 @@
 
     python benchmarks/train_speed.py [--iters 40] [--warmup 10]
 
-Runs the real command, `colora pretrain -opt options/pretrain/nafnet_tiny_prod.yml` (its network,
+Runs the real command, `colora pretrain -opt colora/presets/pretrain/nafnet_tiny_prod.yml` (its network,
 its batch of 8 per process, its PROD data on the bundled photos), for warmup + iters iterations in a
 temporary experiments folder, with validation and checkpoints pushed past the end of the run
 (val.val_freq and logger.save_checkpoint_freq = 10**9; the final validation and save come after the
@@ -31,7 +31,7 @@ from benchmarks.common import machine, table  # noqa: E402
 from colora.options import load_options  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESET = ROOT / "options" / "pretrain" / "nafnet_tiny_prod.yml"
+PRESET = ROOT / "colora" / "presets" / "pretrain" / "nafnet_tiny_prod.yml"
 
 
 def run(nproc, threads, batch, iters, warmup, workdir):

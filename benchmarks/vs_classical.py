@@ -214,7 +214,7 @@ def main(argv=None):
 
     import torch
 
-    from colora.restore import Restorer
+    from colora.inference.restorer import Restorer
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)

@@ -31,7 +31,7 @@ from benchmarks.restore_speed import CONFIG, make_checkpoint, met, photo  # noqa
 from colora.archs import OFFICIAL_CONFIGS  # noqa: E402
 from colora.metrics import calculate_psnr  # noqa: E402
 from colora.precision import native_bf16  # noqa: E402
-from colora.restore import load_model  # noqa: E402
+from colora.inference.restorer import load_model  # noqa: E402
 
 TARGETS = {"fp32": 2.0, "bf16": 3.5, "dpsnr": 0.05}
 

@@ -17,6 +17,12 @@ _API = {
     "write_image": "colora.imageio",
     "calculate_psnr": "colora.metrics",
     "calculate_ssim": "colora.metrics",
+    "Restorer": "colora.inference.restorer",
+    "pretrain": "colora.training.trainer",
+    "finetune": "colora.tuning.finetune",
+    "build_dataset": "colora.data.datasets",
+    "load_preset": "colora.presets",
+    "list_presets": "colora.presets",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -11,8 +11,20 @@ from colora import __version__
 from colora.errors import ColoraError, one_line
 
 
-def _add_opt_args(p):
-    p.add_argument("-opt", "--opt", required=True, help="options YAML file")
+def _add_opt_args(p, kind):
+    """`-opt FILE` or `--preset NAME` (a YAML shipped in colora/presets/); both end up in args.opt."""
+    from colora.presets import list_presets, preset_path
+
+    def preset(name):
+        try:
+            return str(preset_path(kind, name))
+        except ColoraError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("-opt", "--opt", help="options YAML file")
+    source.add_argument("--preset", dest="opt", type=preset, metavar="NAME",
+                        help=f"a shipped preset: {', '.join(list_presets(kind))}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an option, e.g. --set train.total_iter=100 (repeatable)")
 
@@ -74,7 +86,7 @@ def _add_degrade(sub):
 
 def cmd_pretrain(args):
     from colora.options import load_options
-    from colora.train import pretrain
+    from colora.training.trainer import pretrain
 
     opts = load_options(args.opt, args.set)
     summary = pretrain(opts, auto_resume=args.auto_resume)
@@ -89,7 +101,7 @@ def cmd_pretrain(args):
 def _add_pretrain(sub):
     p = sub.add_parser("pretrain", aliases=["train"],
                        help="pre-train network_g (PROD) from an options YAML; works under torchrun")
-    _add_opt_args(p)
+    _add_opt_args(p, "pretrain")
     p.add_argument("--auto_resume", "--auto-resume", action="store_true",
                    help="continue from the newest training state of this experiment")
     p.set_defaults(func=cmd_pretrain)
@@ -107,8 +119,8 @@ def _check_ranges(args):
 
 
 def _restorer(args):
-    from colora.memory import parse_budget
-    from colora.restore import Restorer
+    from colora.inference.memory import parse_budget
+    from colora.inference.restorer import Restorer
 
     _check_ranges(args)
     budget = parse_budget(getattr(args, "max_memory", None))
@@ -212,8 +224,8 @@ def _add_export(sub):
 
 def _benchmark(args):
     """The split `colora eval --dataset` scores, read before any model is loaded."""
-    from colora.data import BENCHMARKS, find_benchmark
-    from colora.datasets import build_dataset
+    from colora.data.real import BENCHMARKS, find_benchmark
+    from colora.data.datasets import build_dataset
 
     if args.lq or args.gt:
         raise ColoraError("give either --lq and --gt folders or --dataset and --dataroot, not both")
@@ -227,7 +239,7 @@ def _benchmark(args):
 
 
 def cmd_eval(args):
-    from colora.evaluate import evaluate, evaluate_benchmark, write_csv, write_grid
+    from colora.inference.evaluate import evaluate, evaluate_benchmark, write_csv, write_grid
 
     if args.dataset:
         dataset = _benchmark(args)
@@ -268,7 +280,7 @@ def _add_eval(sub):
 
 
 def cmd_finetune(args):
-    from colora.finetune import finetune
+    from colora.tuning.finetune import finetune
     from colora.options import load_options
 
     opts = load_options(args.opt, args.set)
@@ -284,7 +296,7 @@ def cmd_finetune(args):
 def cmd_faig(args):
     from pathlib import Path
 
-    from colora.finetune import load_base, run_faig, task_datasets
+    from colora.tuning.finetune import load_base, run_faig, task_datasets
     from colora.options import load_options
 
     opts = load_options(args.opt, args.set)
@@ -301,7 +313,7 @@ def cmd_faig(args):
 
 
 def cmd_compare(args):
-    from colora.compare import compare, markdown
+    from colora.tuning.compare import compare, markdown
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     pairs = [int(p) for p in args.pairs.split(",")] if args.pairs else [None]
@@ -313,16 +325,16 @@ def cmd_compare(args):
 
 def _add_finetune(sub):
     p = sub.add_parser("finetune", help="fine-tune an adapter for a task (FAIG + CoLoRA by default)")
-    _add_opt_args(p)
+    _add_opt_args(p, "finetune")
     p.add_argument("--auto_resume", "--auto-resume", action="store_true")
     p.set_defaults(func=cmd_finetune)
     p = sub.add_parser("faig", help="FAIG layer contributions of a task (faig.json + faig.png)")
-    _add_opt_args(p)
+    _add_opt_args(p, "finetune")
     p.add_argument("--target", help="task-tuned checkpoint theta_t (default: a short full fine-tune)")
     p.add_argument("-o", "--output", help="folder for faig.json/png (default: experiments/<name>)")
     p.set_defaults(func=cmd_faig)
     p = sub.add_parser("compare", help="train several adapter methods on the same data and tabulate them")
-    _add_opt_args(p)
+    _add_opt_args(p, "finetune")
     p.add_argument("--methods", default="colora,lora,svdiff,difffit,sct,bitfit,decoder,full")
     p.add_argument("--pairs", default="", help="comma-separated training pair counts, e.g. 16,128")
     p.add_argument("--match-budget", action="store_true",
@@ -340,7 +352,7 @@ def cmd_demo(args):
     wins = sum(r["adapter_psnr"] > r["base_psnr"] for r in rows)
     print(f"\nadapter beats the base alone on {wins}/{len(rows)} tasks; swap {swap_ms:.1f} ms")
     print(f"open {out / 'index.html'} in a browser (also {out / 'summary.md'}, grid_<task>.png, faig.png)")
-    print("next: fine-tune an adapter on your own pairs:\n  colora finetune -opt options/finetune/noise.yml "
+    print("next: fine-tune an adapter on your own pairs:\n  colora finetune -opt colora/presets/finetune/noise.yml "
           "--set datasets.train.type=PairedFolderDataset --set datasets.train.dataroot_lq=my/lq "
           "--set datasets.train.dataroot_gt=my/gt")
     return 0

@@ -40,7 +40,7 @@ def run_demo(out_dir, model_path=None, adapter_dir=None, size=192, per_photo=1, 
     """Run the demo into `out_dir`; returns the per-task table (list of dicts)."""
     from colora.adapters import load_adapter, merge_adapter, set_adapter
     from colora.degradations.tasks import degrade_task
-    from colora.restore import WEIGHTS_DIR, Restorer, default_model_path, find_adapter, load_model
+    from colora.inference.restorer import WEIGHTS_DIR, Restorer, default_model_path, find_adapter, load_model
 
     t0 = time.time()
     out = Path(out_dir)
@@ -92,10 +92,10 @@ def quick_faig(model_path, task, out, log):
     """A small FAIG run (few steps, few pairs) on the plain base for one task: faig.png."""
     import torch
 
-    from colora import faig
-    from colora.datasets import build_dataset
-    from colora.finetune import batches_of, quick_finetune
-    from colora.restore import load_model
+    from colora.tuning import faig
+    from colora.data.datasets import build_dataset
+    from colora.tuning.finetune import batches_of, quick_finetune
+    from colora.inference.restorer import load_model
 
     t = time.time()
     model = load_model(model_path)
@@ -153,14 +153,14 @@ def write_html(out, rows, swap_ms, faig_task, faig_png, elapsed):
     if faig_png:
         parts.append(f"<h2>FAIG: which layers matter for {e(faig_task)}</h2><img src='faig.png' alt='faig.png' "
                      "style='width:100%;image-rendering:auto'>")
-    parts.append("<h2>Next</h2><pre>colora finetune -opt options/finetune/noise.yml "
+    parts.append("<h2>Next</h2><pre>colora finetune -opt colora/presets/finetune/noise.yml "
                  "--set datasets.train.type=PairedFolderDataset --set datasets.train.dataroot_lq=my/lq "
                  "--set datasets.train.dataroot_gt=my/gt</pre></body></html>")
     atomic_write_text(out / "index.html", "\n".join(parts))
 
 
 def check_weights():
-    from colora.restore import WEIGHTS_DIR
+    from colora.inference.restorer import WEIGHTS_DIR
 
     if not (WEIGHTS_DIR / "base.safetensors").is_file():
         raise ColoraError("the demo needs the shipped weights (colora/weights/); run scripts/make_default_weights.sh")

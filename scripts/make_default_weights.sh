@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the weights shipped in colora/weights/ from scratch with colora's own commands:
 #   1. the photo corpus from Debian wallpaper packages (scripts/make_corpus.py, scripts/corpus.json);
-#   2. NAFNet (options/pretrain/nafnet_small_prod.yml) pre-trained with PROD on its 29 training photos;
+#   2. NAFNet (colora/presets/pretrain/nafnet_small_prod.yml) pre-trained with PROD on its 29 training photos;
 #   3. one CoLoRA adapter per task fine-tuned on fresh synthetic pairs of the same photos
-#      (options/finetune/synthetic.yml with the task set on the command line);
+#      (colora/presets/finetune/synthetic.yml with the task set on the command line);
 #   4. the degradation estimator, trained on synthetic pairs of the same photos.
 # Hours on a CPU: pre-training 20,000 iterations is ~5.5 h on one core of an Intel Xeon with AMX
 # (bf16 autocast) and slower where bf16 is not native; each adapter ~40 min. Every step resumes
@@ -19,12 +19,12 @@ mkdir -p "$EXP"
 log() { echo "$(date +%s) $*" >> "$EXP/commands.log"; echo "+ $*"; }
 
 [ -d corpus/train ] || python scripts/make_corpus.py -o corpus
-cmd="colora pretrain -opt options/pretrain/nafnet_small_prod.yml --set path.experiments_root=$EXP --auto_resume"
+cmd="colora pretrain -opt colora/presets/pretrain/nafnet_small_prod.yml --set path.experiments_root=$EXP --auto_resume"
 log "$cmd"; $cmd
 BASE="$EXP/nafnet_small_prod/models/net_g_latest.safetensors"
 python scripts/pack_weights.py base "$BASE" colora/weights
 for task in $TASKS; do
-  cmd="colora finetune -opt options/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"
+  cmd="colora finetune -opt colora/presets/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"
   cmd="$cmd --set datasets.train.task=$task --set datasets.val.task=$task --set path.experiments_root=$EXP"
   cmd="$cmd --set path.pretrain_network_g=colora/weights/base.safetensors --auto_resume"
   log "$cmd"; $cmd

@@ -47,8 +47,8 @@ def commands(exp):
             key = "pretrain"
         elif "adapter.task=" in cmd:
             key = cmd.split("adapter.task=")[1].split()[0]
-        elif "options/finetune/" in cmd:
-            key = cmd.split("options/finetune/")[1].split(".yml")[0]
+        elif "colora/presets/finetune/" in cmd:
+            key = cmd.split("colora/presets/finetune/")[1].split(".yml")[0]
         else:
             continue  # the closing time stamp
         out[key] = (cmd, end - float(t) if end else None)

@@ -8,13 +8,13 @@ TINY_NAFNET = {"type": "NAFNet", "width": 8, "middle_blk_num": 1, "enc_blk_nums"
                "dec_blk_nums": [1, 1]}
 TINY_RESTORMER = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
                   "heads": [1, 1, 2, 2], "ffn_expansion_factor": 2.0}
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# The official NAFNet/Restormer state_dict key lists (copied from the team's shared/reference/ so that
+# no test skips on a clean clone).
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 
 
 @pytest.fixture
 def reference_dir():
-    if not (REFERENCE / "official_configs.json").is_file():
-        pytest.skip(f"reference key lists not found at {REFERENCE}")
     return REFERENCE
 
 

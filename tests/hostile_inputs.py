@@ -93,7 +93,7 @@ def tiny_checkpoint(path):
 
 def tiny_adapter(ckpt, folder):
     from colora.adapters import attach_adapter, save_adapter
-    from colora.restore import load_model
+    from colora.inference.restorer import load_model
 
     model = load_model(ckpt)
     attach_adapter(model, {"method": "lora", "rank": 2}, name="tiny")

@@ -24,7 +24,7 @@ def test_help_and_version():
 
 
 def test_info_on_a_preset():
-    code, out, _ = run("info", "options/pretrain/nafnet_w32_prod.yml")
+    code, out, _ = run("info", "colora/presets/pretrain/nafnet_w32_prod.yml")
     assert code == 0
     assert "29,159,715" in out and "NAFNet-SIDD-width32" in out and "16.0" in out
 

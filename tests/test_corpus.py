@@ -46,11 +46,11 @@ def test_downscale_keeps_rgb_and_the_long_side():
 
 
 def test_the_shipped_weights_presets_load_and_share_one_base():
-    pre = load_options(ROOT / "options" / "pretrain" / "nafnet_small_prod.yml")
-    ft = load_options(ROOT / "options" / "finetune" / "synthetic.yml",
+    pre = load_options(ROOT / "colora" / "presets" / "pretrain" / "nafnet_small_prod.yml")
+    ft = load_options(ROOT / "colora" / "presets" / "finetune" / "synthetic.yml",
                       ["adapter.task=haze", "datasets.train.task=haze", "datasets.val.task=haze"])
     assert pre.warnings == [] and ft.warnings == []
     assert ft.network_g == pre.network_g  # the adapters are fine-tuned on that base
     assert pre.degradations.p_clean > 0  # the base also learns to leave clean photos alone
-    raw = yaml.safe_load((ROOT / "options" / "finetune" / "synthetic.yml").read_text())
+    raw = yaml.safe_load((ROOT / "colora" / "presets" / "finetune" / "synthetic.yml").read_text())
     assert raw["datasets"]["train"]["num_pairs"] is None  # fresh pairs, not 128 fixed ones

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from colora.restore import WEIGHTS_DIR
+from colora.inference.restorer import WEIGHTS_DIR
 
 TASKS = ["rain", "raindrop", "rain_raindrop", "noise", "blur", "haze"]
 pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "MANIFEST.json").is_file(), reason="no shipped weights")
@@ -78,7 +78,7 @@ def test_adapters_restore_a_held_out_photo_better_than_its_input():
     from colora.degradations.tasks import replay
     from colora.imageio import bundled_photos
     from colora.metrics import calculate_psnr
-    from colora.restore import Restorer, default_model_path, find_adapter, load_model
+    from colora.inference.restorer import Restorer, default_model_path, find_adapter, load_model
 
     model = load_model(default_model_path())
     for task in TASKS:  # no force: each adapter's recorded base hash must match the shipped base

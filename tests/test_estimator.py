@@ -48,7 +48,7 @@ def test_the_shipped_estimator_matches_its_manifest_and_tells_noise_haze_and_cle
     from safetensors.torch import load_file
 
     from colora.checkpoint import state_dict_sha256
-    from colora.restore import WEIGHTS_DIR
+    from colora.inference.restorer import WEIGHTS_DIR
 
     entry = json.loads((WEIGHTS_DIR / "MANIFEST.json").read_text())["estimator"]
     assert state_dict_sha256(load_file(str(WEIGHTS_DIR / entry["file"]))) == entry["tensors_sha256"]

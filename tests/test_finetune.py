@@ -33,18 +33,19 @@ import pytest
 import torch
 from skimage import data as skimage_data
 
-from colora import cli, faig
+from colora import cli
+from colora.tuning import faig
 from colora.adapters import attach_adapter, count_trainable, load_adapter
-from colora.allocation import allocate_ranks, extra_param_count, layer_shapes, rank_pattern, uniform_rank
+from colora.tuning.allocation import allocate_ranks, extra_param_count, layer_shapes, rank_pattern, uniform_rank
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
-from colora.compare import compare
+from colora.tuning.compare import compare
 from colora.errors import ColoraError
 from tests.conftest import TINY_NAFNET, randomize_layer_scales
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-PRESET = ROOT / "options" / "finetune" / "noise.yml"
+PRESET = ROOT / "colora" / "presets" / "finetune" / "noise.yml"
 PRESET_NAFNET = {"type": "NAFNet", "width": 16, "middle_blk_num": 1, "enc_blk_nums": [1, 1, 1, 1],
                  "dec_blk_nums": [1, 1, 1, 1]}
 CATEGORIES = {"weight", "depthwise", "bias", "norm", "scale"}
@@ -497,7 +498,7 @@ def test_finetune_raises_validation_psnr_and_writes_the_adapter_folder(finetuned
 
 
 def test_finetuned_adapter_loads_on_the_base_and_reproduces_its_validation(finetuned, work):
-    from colora.finetune import evaluate_model, task_datasets
+    from colora.tuning.finetune import evaluate_model, task_datasets
     from colora.options import load_options
 
     model = load_checkpoint(build_arch(TINY_NAFNET), work["base"])

@@ -3,7 +3,7 @@ import pytest
 from colora.errors import OptionsError
 from colora.options import dump_options, load_options
 
-TINY = "options/pretrain/nafnet_tiny_prod.yml"
+TINY = "colora/presets/pretrain/nafnet_tiny_prod.yml"
 
 
 def test_official_nafnet_yaml_loads_with_warnings(reference_dir):
@@ -18,7 +18,7 @@ def test_official_nafnet_yaml_loads_with_warnings(reference_dir):
 
 @pytest.mark.parametrize("preset", ["nafnet_tiny_prod", "nafnet_w32_prod", "restormer_prod"])
 def test_presets_load(preset):
-    opts = load_options(f"options/pretrain/{preset}.yml")
+    opts = load_options(f"colora/presets/pretrain/{preset}.yml")
     assert opts.warnings == []
     assert load_options(opts.to_dict()) == opts  # the resolved options reload to the same
 

@@ -1,4 +1,4 @@
-"""The paper-scale presets (options/paper/) and the GPU speed settings of training.
+"""The paper-scale presets (colora/presets/paper/) and the GPU speed settings of training.
 
 The presets are loaded and checked against the paper's numbers (architecture, 128 pairs, 7 %
 budget, the real dataset of each task). The speed settings run where they can: CPU autocast
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from colora.archs import build_arch
-from colora.data import BENCHMARKS
+from colora.data.real import BENCHMARKS
 from colora.options import load_options
-from colora.train import Trainer
+from colora.training.trainer import Trainer
 from tests.test_train import losses, options, single_thread
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT / "options" / "paper"
+PAPER = ROOT / "colora" / "presets" / "paper"
 TASK_DATA = {"rain": ("RainDS_real", "rainstreak"), "raindrop": ("RainDS_real", "raindrop"),
              "rain_raindrop": ("RainDS_real", "rainstreak_raindrop"), "noise": ("SIDD", None),
              "blur": ("RealBlur_J", None), "haze": ("NH-HAZE", None)}

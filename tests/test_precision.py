@@ -7,7 +7,7 @@ import torch
 from colora import precision
 from colora.errors import ColoraError
 from colora.options import OptionsError, load_options
-from colora.train import Trainer
+from colora.training.trainer import Trainer
 from tests.test_train import losses, options, records, single_thread
 
 

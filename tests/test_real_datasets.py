@@ -17,8 +17,8 @@ from scipy.io import savemat
 from colora import cli
 from colora.archs import build_arch
 from colora.checkpoint import save_checkpoint
-from colora.data import find_benchmark
-from colora.datasets import build_dataset
+from colora.data.real import find_benchmark
+from colora.data.datasets import build_dataset
 from colora.errors import ColoraError, OptionsError
 from tests.conftest import TINY_NAFNET, randomize_layer_scales
 
@@ -292,7 +292,7 @@ def finetune_args(preset, base, root, *sets):
             "train.warmup_iter=0", "val.val_freq=100", "adapter.faig_tune_iter=2", "adapter.faig_steps=2",
             "adapter.faig_images=2", "datasets.train.gt_size=16", "datasets.train.batch_size_per_gpu=2",
             "datasets.train.num_pairs=4"]
-    return ["finetune", "-opt", ROOT / "options" / "finetune" / preset] + [
+    return ["finetune", "-opt", ROOT / "colora" / "presets" / "finetune" / preset] + [
         a for s in tiny + list(sets) for a in ("--set", s)]
 
 
@@ -333,8 +333,8 @@ def test_eval_dataset_sidd_writes_csv_and_grid(tmp_path, base, capsys):
 def test_realblur_protocol_aligns_before_scoring():
     from skimage import data as photos
 
-    from colora.data import BENCHMARKS
-    from colora.data.protocols import aligned_scores
+    from colora.data.real import BENCHMARKS
+    from colora.data.real.protocols import aligned_scores
 
     gt = cv2.resize(photos.astronaut(), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     moved = cv2.warpAffine(gt, np.float32([[1, 0, 1.5], [0, 1, -1.0]]), (128, 128), borderMode=cv2.BORDER_REFLECT)

@@ -27,8 +27,8 @@ from colora.cli import main
 from colora.errors import AdapterError
 from colora.imageio import read_image, write_image
 from colora.metrics import calculate_psnr
-from colora.restore import FileResult, Restorer, find_adapter, list_inputs, load_model, output_path
-from colora.tiling import run_tiled
+from colora.inference.restorer import FileResult, Restorer, find_adapter, list_inputs, load_model, output_path
+from colora.inference.tiling import run_tiled
 from tests.conftest import TINY_NAFNET
 
 NOISE = 0.08  # sigma of the Gaussian noise the tiny model learns to remove

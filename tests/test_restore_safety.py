@@ -97,7 +97,7 @@ def test_outputs_get_the_mode_of_a_normal_file(ckpt, tmp_path):
 
 
 def test_out_of_memory_on_one_file_is_that_files_line(ckpt, tmp_path, monkeypatch):
-    from colora.restore import Restorer
+    from colora.inference.restorer import Restorer
 
     real = Restorer.restore
 
@@ -117,7 +117,7 @@ def test_out_of_memory_on_one_file_is_that_files_line(ckpt, tmp_path, monkeypatc
 
 def test_the_memory_plan_tiles_what_does_not_fit_and_refuses_what_never_fits():
     from colora.errors import ColoraError
-    from colora.memory import IMAGE_BYTES_PER_PIXEL, forward_bytes_per_pixel, plan_tile
+    from colora.inference.memory import IMAGE_BYTES_PER_PIXEL, forward_bytes_per_pixel, plan_tile
 
     bpp = 1000
     whole = 4000 * 3000 * (IMAGE_BYTES_PER_PIXEL + bpp)

@@ -10,14 +10,12 @@ from colora.archs import build_arch
 from colora.archs.restormer import Attention, LayerNorm, Restormer
 from colora.errors import OptionsError
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from tests.conftest import REFERENCE
 TINY = dict(type="Restormer", dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
             heads=[1, 1, 2, 2])
 
 
 def _official(name):
-    if not REFERENCE.is_dir():
-        pytest.skip(f"reference key lists not found at {REFERENCE}")
     entry = json.loads((REFERENCE / "official_configs.json").read_text())[name]
     keys = json.loads((REFERENCE / entry["keys_file"]).read_text())
     return entry, keys

@@ -29,9 +29,9 @@ from colora import cli
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 from colora.errors import ColoraError
-from colora.experiment import load_state
+from colora.training.experiment import load_state
 from colora.options import load_options
-from colora.train import Trainer, TrainingError
+from colora.training.trainer import Trainer, TrainingError
 from tests.conftest import TINY_NAFNET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,7 +290,7 @@ LAUNCHER = """
 import os, sys
 import matplotlib.pyplot, torch, torch._dynamo, torch.multiprocessing as mp  # shared by the forked ranks
 from colora.options import load_options
-from colora.train import Trainer
+from colora.training.trainer import Trainer
 
 def rank_main(rank, opt_file, out):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))

@@ -69,23 +69,23 @@ def test_a_corrupt_newest_state_falls_back_to_the_previous_one(tmp_path):
 
 
 def test_a_full_disk_is_one_line_and_the_rerun_logs_each_iteration_once(tmp_path, monkeypatch):
-    import colora.experiment
+    import colora.training.experiment
 
-    real = colora.experiment.atomic_write_bytes
+    real = colora.training.experiment.atomic_write_bytes
 
     def full_at_4(path, data, **kw):
         if path.name == "4.state":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data, **kw)
 
-    monkeypatch.setattr(colora.experiment, "atomic_write_bytes", full_at_4)
+    monkeypatch.setattr(colora.training.experiment, "atomic_write_bytes", full_at_4)
     opt_file = tiny(tmp_path)
     code, _, err = pretrain(opt_file)
     errors = [line for line in err.splitlines() if "error" in line]  # the rest is the progress bar
     assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
     assert "No space left on device" in err and "2.state is kept" in err and "--auto_resume" in err
     assert states(tmp_path) == ["2.state"]
-    monkeypatch.setattr(colora.experiment, "atomic_write_bytes", real)
+    monkeypatch.setattr(colora.training.experiment, "atomic_write_bytes", real)
     code, _, err = pretrain(opt_file, "--auto_resume")
     assert code == 0, err
     assert train_iters(tmp_path) == [1, 2, 3, 4, 5, 6]

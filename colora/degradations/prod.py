@@ -175,7 +175,7 @@ def make_pairs(out_dir, clean_dir=None, preset="prod", seed=0, n=8, size=128, gr
     the matching dataset (ProdDataset / TaskDataset) on `size`-px crops of the clean images in
     `clean_dir` (None = the bundled photos), so they are a pure function of `seed`. `grid`: also
     write a contact sheet there (see `contact_sheet`). Returns the pairs' names."""
-    from colora.datasets import build_dataset
+    from colora.data.datasets import build_dataset
     from colora.fileio import atomic_write_text
     from colora.imageio import tensor_to_image, write_image
     from colora.options import DatasetOpt, DegradationsOpt

@@ -2,5 +2,5 @@
 network (safetensors / .pth / ONNX), the ONNX Runtime backend, folder sharding across ranks, and
 the degradation estimator (what is wrong with a photo, for `--adapter auto`).
 
-`colora.restore.Restorer` runs a network through one of these runners; see README "Restore photos".
+`colora.inference.restorer.Restorer` runs a network through one of these runners; see README "Restore photos".
 """

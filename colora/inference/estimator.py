@@ -150,7 +150,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
                  tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
         from colora.degradations.prod import ProdSampler
-        from colora.imagefolder import clean_images
+        from colora.data.imagefolder import clean_images
 
         self.images = clean_images(dataroot, photos, TILE)
         self.prod = ProdSampler({"mode": "prod", "k_max": 3})
@@ -160,7 +160,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
-        from colora.datasets import augment, random_crop
+        from colora.data.datasets import augment, random_crop
         from colora.degradations.tasks import degrade_task
         from colora.metrics import calculate_psnr
 

@@ -24,7 +24,7 @@ def cmd_train(args):
 
 
 def cmd_run(args):
-    from colora.imagefolder import list_images
+    from colora.data.imagefolder import list_images
     from colora.imageio import read_image
     from colora.inference.estimator import LABELS, estimate, load_estimator
 

@@ -21,7 +21,7 @@ def merged_networks(model_path=None, adapters: Sequence[str] = (), adapter_dir=N
     """One plain network per adapter (the base alone if none), each with its adapter merged at
     `strength`; loaded with the same lookup rules as `colora restore`."""
     from colora.adapters import load_adapter, merge_adapter, set_strength
-    from colora.restore import WEIGHTS_DIR, default_model_path, find_adapter, load_model
+    from colora.inference.restorer import WEIGHTS_DIR, default_model_path, find_adapter, load_model
 
     model_path = Path(model_path or default_model_path())
     nets = []

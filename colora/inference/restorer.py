@@ -1,0 +1,194 @@
+"""Restorer: a frozen base + adapters applied to image arrays and to folders of photos.
+
+Fast on CPU by default: channels_last tensors, `torch.inference_mode`, adapters merged into the
+weights (a swap re-merges in place); `precision` (colora.precision.inference_dtype: auto = bf16 only
+where native and measured faster) casts the whole network, not autocast. The network itself runs in
+a runner of colora.inference (torch, or an exported .onnx file in ONNX Runtime). NAFNet runs as
+NAFNetLocal (TLC) so a
+photo larger than the training patches sees the statistics the network was trained with.
+"""
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colora.inference.batch import IMAGE_EXTS, FileResult, list_inputs, output_path  # noqa: F401  (public here)
+from colora.errors import AdapterError, ColoraError
+from colora.inference.tiling import count_tiles, run_tiled
+
+log = logging.getLogger("colora")
+
+
+def load_model(path, train_size=None):
+    """Build the network a checkpoint describes (NAFNet as NAFNetLocal) and load it strictly."""
+    from colora.archs import build_arch
+    from colora.checkpoint import check_fits, checkpoint_network_g, load_state_dict, read_metadata, train_size_of
+
+    state = load_state_dict(path)
+    meta = read_metadata(path)
+    network_g = dict(checkpoint_network_g(path, state, meta))
+    if network_g.get("type") == "NAFNet":
+        size = int(train_size or train_size_of(path, meta))
+        network_g.update(type="NAFNetLocal", train_size=[1, 3, size, size])
+    model = build_arch(network_g)
+    check_fits(model, state, path)
+    model.load_state_dict(state)
+    # Adapters record the plain architecture; TLC changes no weight, so present it as NAFNet.
+    model.network_g = dict(model.network_g, type="NAFNet")
+    model.network_g.pop("train_size", None), model.network_g.pop("base_size", None)
+    return model.eval()
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def default_model_path():
+    """The base shipped inside the package (made by scripts/make_default_weights.sh)."""
+    path = WEIGHTS_DIR / "base.safetensors"
+    if not path.is_file():
+        raise ColoraError("no --model given and this installation ships no default weights; "
+                          "pass --model CHECKPOINT")
+    return path
+
+
+def find_adapter(name, search_dirs):
+    """An adapter folder given as a path or as a name inside one of `search_dirs`."""
+    p = Path(name)
+    if (p / "adapter_config.json").is_file():
+        return p
+    for d in search_dirs:
+        if d is not None and (Path(d) / name / "adapter_config.json").is_file():
+            return Path(d) / name
+    where = ", ".join(str(d) for d in search_dirs if d is not None) or "nowhere"
+    raise AdapterError(f"adapter '{name}' not found: not a folder with adapter_config.json, nor a "
+                       f"sub-folder of {where}; pass --adapter-dir or a path")
+
+
+class Restorer:
+    """Restore image arrays with a model and an optional chain of adapters.
+
+    Several adapters run in sequence (the output of the first is the input of the second): e.g.
+    ["rain", "haze"] removes rain, then haze.
+    """
+
+    def __init__(self, model, adapters=(), strength=1.0, tile=0, tile_pad=32, bf16=False,
+                 channels_last=True, max_pixels=200_000_000, max_memory=None, device="cpu",
+                 precision="auto", force_precision=False, compile=False):
+        """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
+        the largest tile that does; a photo that cannot fit even tiled is refused before decoding."""
+        from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
+        from colora.inference.runtime import TorchRunner
+        from colora.inference.memory import default_budget
+
+        runner = None if isinstance(model, torch.nn.Module) else model  # e.g. an OnnxRunner
+        if runner is not None and adapters:
+            raise AdapterError("an exported model has its adapters merged already; export it with --adapter")
+        precision = "bf16" if bf16 else precision  # `bf16=True` / `--bf16`: an alias
+        if runner is not None and precision not in ("auto", runner.precision):
+            log.warning(f"precision {precision}: the {type(runner).__name__} runs {runner.precision}")
+        self.model = model.eval().to(device) if runner is None else None
+        self.device, self.tile, self.tile_pad = torch.device(device), int(tile), int(tile_pad)
+        self.max_pixels = max_pixels
+        self.max_memory = default_budget() if max_memory is None else int(max_memory)
+        self._net_bpp = None
+        self.chain = list(adapters)
+        if self.chain:
+            set_strength(self.model, strength)
+            merge_adapter(self.model)
+            set_adapter(self.model, self.chain[0])
+            self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
+        self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
+        self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
+        from colora.inference.memory import current_rss
+
+        self._resident = current_rss()  # torch and the model: already spent from max_memory
+
+    @classmethod
+    def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, backend="torch", **kw):
+        """Load a checkpoint and adapter folders (names are looked up in `adapter_dir`, then next to
+        the checkpoint); backend "onnxruntime" runs an exported .onnx file instead."""
+        from colora.adapters import load_adapter
+
+        if backend == "onnxruntime":
+            from colora.inference.onnx import OnnxRunner
+
+            if not model_path:
+                raise ColoraError("--backend onnxruntime needs --model FILE.onnx (make one with colora export)")
+            return cls(OnnxRunner(model_path), adapters, **kw)
+
+        model_path = model_path or default_model_path()
+        model = load_model(model_path)
+        names = []
+        for a in adapters:
+            folder = find_adapter(a, [adapter_dir, Path(model_path).parent, WEIGHTS_DIR / "adapters"])
+            names.append(load_adapter(model, folder, force=force))
+        return cls(model, names, **kw)
+
+    # ---- arrays ----------------------------------------------------------------------------------
+    def _forward(self, x):
+        return self.run(x)
+
+    def plan(self, h, w):
+        """The tile size for an h x w photo (0 = whole), or a ColoraError if it is over --max-pixels
+        or cannot fit --max-memory: called on the file's header, before decoding."""
+        from colora.inference.memory import forward_bytes_per_pixel, plan_tile
+
+        if h * w > self.max_pixels:
+            raise ColoraError(f"the image has {h * w / 1e6:.1f} megapixels ({w}x{h}), over the limit of "
+                              f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
+        if self._net_bpp is None:  # measured once: the same model serves every photo
+            self._net_bpp = forward_bytes_per_pixel(self._forward)
+        return plan_tile(h, w, self._net_bpp, self.max_memory, self.tile, self.tile_pad, self._resident)
+
+    def restore(self, image, progress=None):
+        """Restore an HxWxC (C = 1, 3 or 4) or HxW image; uint8/uint16 or float in [0, 1]. The
+        result has the input's shape and dtype; grey stays grey, alpha is passed through untouched."""
+        arr = np.asarray(image)
+        dtype = arr.dtype
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
+        pixels = arr.astype(np.float32) / scale if scale != 1.0 else arr.astype(np.float32, copy=False)
+        squeeze = pixels.ndim == 2
+        if squeeze:
+            pixels = pixels[..., None]
+        alpha = pixels[..., -1:] if pixels.shape[-1] in (2, 4) else None
+        colour = pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1]
+        out = self._restore_rgb(np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour, progress)
+        if colour.shape[-1] == 1:
+            out = out.mean(axis=-1, keepdims=True)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=-1)
+        if squeeze:
+            out = out[..., 0]
+        if scale != 1.0:
+            return np.clip(np.rint(out * scale), 0, scale).astype(dtype)
+        return out.astype(dtype, copy=False)
+
+    def _restore_rgb(self, rgb, progress=None):
+        h, w = rgb.shape[:2]
+        tile = self.plan(h, w)
+        for i, name in enumerate(self.chain or [None]):
+            if name is not None:
+                self._set_adapter(name)
+            if tile > 0 and (h > tile or w > tile):
+                rgb = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
+            else:
+                x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+                rgb = self._forward(x)[0].permute(1, 2, 0).numpy()
+        return rgb
+
+    def tiles_for(self, h, w):
+        tile = self.plan(h, w)
+        return count_tiles(h, w, tile) * max(len(self.chain), 1) if tile > 0 and max(h, w) > tile else 0
+
+    # ---- files -----------------------------------------------------------------------------------
+    def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
+                      overwrite=False, progress=True, shard=(0, 1)):
+        """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
+        one FileResult per file (colora.inference.batch): bad files are reported and skipped, the batch goes on,
+        and no input or pre-existing file is replaced unless `overwrite` (inputs: never)."""
+        from colora.inference.batch import restore_files
+
+        yield from restore_files(self, inputs, output, suffix=suffix, ext=ext, recursive=recursive,
+                                 skip_existing=skip_existing, overwrite=overwrite, progress=progress,
+                                 shard=shard)

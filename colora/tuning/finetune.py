@@ -1,0 +1,193 @@
+"""Fine-tune one adapter per task: base -> (FAIG -> rank allocation) -> adapter -> Trainer -> folder.
+
+`colora finetune -opt colora/presets/finetune/<task>.yml` runs it; `colora faig` runs only the FAIG part;
+`colora compare` runs several methods on the same data and seed (colora.tuning.compare).
+"""
+import copy
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from colora.tuning import faig
+from colora.tuning.allocation import allocate_ranks, format_table, rank_pattern, uniform_rank
+from colora.archs import build_arch
+from colora.checkpoint import load_checkpoint
+from colora.errors import ColoraError
+from colora.training.experiment import Experiment
+from colora.metrics import psnr_torch, ssim_torch
+
+log = logging.getLogger("colora")
+
+
+def load_base(opts):
+    """The frozen base of a fine-tuning run (path.pretrain_network_g), checked against network_g."""
+    path = opts.path.pretrain_network_g
+    if path is None:
+        from colora.inference.restorer import default_model_path
+
+        path = default_model_path()
+    model = build_arch(opts.network_g)
+    load_checkpoint(model, path, strict=True, param_key=opts.path.param_key_g)
+    return model, str(path)
+
+
+def task_datasets(opts):
+    from colora.data.datasets import build_dataset
+
+    if "train" not in opts.datasets:
+        raise ColoraError("options have no datasets.train section (see colora/presets/finetune/)")
+    train = build_dataset(opts.datasets["train"], opts.degradations, phase="train")
+    val = build_dataset(opts.datasets["val"], opts.degradations, phase="val") if "val" in opts.datasets else None
+    return train, val
+
+
+def batches_of(dataset, n, batch=4, epoch=0):
+    """The first `n` items of a dataset as (lq, gt) batches (FAIG pairs, SCT calibration)."""
+    keys = [(epoch, i % len(dataset)) for i in range(n)]
+    out = []
+    for start in range(0, n, batch):
+        items = [dataset[k] for k in keys[start:start + batch]]
+        out.append((torch.stack([it["lq"] for it in items]), torch.stack([it["gt"] for it in items])))
+    return out
+
+
+@torch.no_grad()
+def evaluate_model(model, dataset):
+    """Mean PSNR / SSIM (RGB, no crop) of `model` on a validation dataset."""
+    model.eval()
+    psnr = ssim = 0.0
+    for i in range(len(dataset)):
+        it = dataset[i]
+        pred = model(it["lq"][None]).clamp(0, 1)
+        psnr += psnr_torch(pred, it["gt"][None]).item()
+        ssim += ssim_torch(pred, it["gt"][None]).item()
+    return {"psnr": psnr / len(dataset), "ssim": ssim / len(dataset)}
+
+
+def quick_finetune(model, batches, iters, lr):
+    """theta_t for FAIG: a short full fine-tune of a copy of the base on the task pairs (Adam)."""
+    tuned = copy.deepcopy(model).train()
+    for p in tuned.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    for i in range(iters):
+        lq, gt = batches[i % len(batches)]
+        loss = (tuned(lq) - gt).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.detach() for k, v in tuned.state_dict().items()}
+
+
+def run_faig(opts, model, train_set, out_dir, target_path=None):
+    """FAIG profile of `model` on the task: writes faig.json and faig.png into `out_dir`."""
+    a = opts.adapter
+    batches = batches_of(train_set, a.faig_images)
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if target_path:
+        from colora.checkpoint import load_state_dict
+
+        target_state = load_state_dict(target_path)
+    else:
+        log.info(f"FAIG: fine-tuning a copy of the base for {a.faig_tune_iter} iterations to get theta_t")
+        target_state = quick_finetune(model, batches, a.faig_tune_iter, opts.train.optim_g.lr)
+    scores = faig.faig_scores(model, base_state, target_state, batches, steps=a.faig_steps)
+    rows = faig.layer_table(model, scores)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"task": a.task, "steps": a.faig_steps, "images": a.faig_images, "tune_iter": a.faig_tune_iter,
+            "theta_t": target_path or "short full fine-tune"}
+    faig.save_profile(out_dir / "faig.json", rows, meta)
+    faig.plot_profile(out_dir / "faig.png", rows, title=f"FAIG per layer ({a.task or opts.name})")
+    return rows
+
+
+def finetune(opts, auto_resume=False):
+    """Train the adapter `opts.adapter` describes on the task data; returns a summary dict."""
+    from colora.adapters import attach_adapter, count_trainable, save_adapter
+    from colora.training.trainer import Trainer
+
+    cfg = dataclasses.asdict(opts.adapter)
+    if not 0.0 < cfg["budget"] < 1.0:
+        raise ColoraError(f"adapter.budget must be between 0 and 1, got {cfg['budget']}")
+    torch.manual_seed(opts.manual_seed)  # LoRA's A init and FAIG's theta_t: same seed, same adapter
+    model, base_path = load_base(opts)
+    train_set, val_set = task_datasets(opts)
+    exp_dir = Path(opts.path.experiments_root) / opts.name
+    if not auto_resume and opts.path.resume_state is None:  # before FAIG writes there; rank 0 only
+        _archive(opts, cfg, exp_dir)
+    name = cfg["name"] or cfg["task"] or opts.name
+    base_metrics = evaluate_model(model, val_set) if val_set is not None else {}
+    table = None
+    if cfg["method"] == "colora":
+        if cfg["faig_profile"]:
+            rows = faig.load_profile(cfg["faig_profile"])
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            copy_to = exp_dir / "faig.json"  # unless it is that file (a rerun reusing its own profile)
+            if not copy_to.exists() or not copy_to.samefile(cfg["faig_profile"]):
+                shutil.copy(cfg["faig_profile"], copy_to)
+            faig.plot_profile(exp_dir / "faig.png", rows)
+        else:
+            rows = run_faig(opts, model, train_set, exp_dir)
+        ranks, table, total = allocate_ranks(model, rows, cfg["budget"], cfg)
+        cfg["rank_pattern"] = rank_pattern(ranks)
+        log.info("CoLoRA ranks (budget %.1f %%, %d trainable parameters):\n%s",
+                 100 * cfg["budget"], total, format_table(table))
+    if cfg["match_budget"]:
+        cfg["rank"] = uniform_rank(model, cfg["budget"], cfg)
+        log.info("uniform LoRA rank %d fills the budget of %.1f %%", cfg["rank"], 100 * cfg["budget"])
+    calib = [lq for lq, _ in batches_of(train_set, 8)] if cfg["method"] == "sct" else None
+    attach_adapter(model, cfg, name=name, calib=calib)
+    n, pct = count_trainable(model)
+    log.info(f"adapter '{name}' ({cfg['method']}): {n:,} trainable parameters, {pct:.2f} % of the base")
+    info = {"data": describe_data(opts), "base_checkpoint": base_path}
+    trainer = Trainer(opts, model=model, auto_resume=auto_resume, adapter_info=info,
+                      datasets=(train_set, val_set), archive=False)
+    try:
+        summary = trainer.fit()
+        if summary["interrupted"] or not trainer.dist.is_main:
+            return summary
+        with trainer.ema_weights():
+            adapted = evaluate_model(model, val_set) if val_set is not None else {}
+            info["validation"] = {"base": base_metrics, "adapted": adapted}
+            if table is not None:
+                info["allocation"] = {r["name"]: r["rank"] for r in table}
+            out = save_adapter(model, exp_dir / "adapter", info=info)
+        for f in ("faig.json", "faig.png"):
+            if (exp_dir / f).is_file():
+                shutil.copy(exp_dir / f, out / f)
+    finally:
+        trainer.close()
+    summary.update(adapter=str(out), trainable_params=n, trainable_percent=pct, base=base_metrics,
+                   adapted=adapted)
+    log.info(f"validation PSNR: base {base_metrics.get('psnr', float('nan')):.2f} dB -> adapted "
+             f"{adapted.get('psnr', float('nan')):.2f} dB; adapter saved to {out}")
+    return summary
+
+
+def _archive(opts, cfg, exp_dir):
+    """Move an earlier run aside; a FAIG profile reused from inside it is then read from its new place."""
+    profile = Path(cfg["faig_profile"]).resolve() if cfg["faig_profile"] else None
+    inside = exp_dir.resolve()
+    archived = Experiment(opts.path.experiments_root, opts.name,
+                          writer=os.environ.get("RANK", "0") == "0").archive_existing()
+    if archived is not None and profile is not None and profile.is_relative_to(inside):
+        cfg["faig_profile"] = str(archived / profile.relative_to(inside))
+
+
+def describe_data(opts):
+    d = opts.datasets.get("train")
+    if d is None:
+        return None
+    if d.dataroot_lq:
+        return f"paired folders {d.dataroot_lq} / {d.dataroot_gt}"
+    if d.dataroot:  # a benchmark of colora.data
+        pairs = f"{d.num_pairs} pairs (seed {d.seed})" if d.num_pairs else "all pairs"
+        return f"{d.type} {' '.join(filter(None, (d.subset, d.split)))} at {d.dataroot}, {pairs}, {d.gt_size}px crops"
+    src = d.dataroot_gt or "photos bundled with scikit-image"
+    pairs = f"{d.num_pairs} fixed pairs" if d.num_pairs else "fresh pairs"
+    return f"{d.type} task={d.task or '-'} from {src}, {pairs}, {d.gt_size}px crops"
