@@ -8,21 +8,17 @@ import torch
 
 
 def machine():
-    """One line: CPU model, cores, ISA extensions that matter for torch, torch version, threads."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    """One line: CPU model, cores, the ISA extensions that matter for torch (and whether bf16 is
+    native, which decides `precision: auto`), torch version, threads."""
+    from colora.precision import cpu_info
+
+    model, flags = cpu_info()
+    model = model if model != "unknown CPU" else platform.processor() or model
     isa = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
                                    ("amx_bf16", "AMX-BF16")) if flag in flags]
-    return (f"{model}, {os.cpu_count()} cores ({', '.join(isa) or 'no AVX'}), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+    native = "yes" if {"avx512_bf16", "amx_bf16"} & flags else "no"
+    return (f"{model}, {os.cpu_count()} cores ({', '.join(isa) or 'no AVX'}; native bf16 {native}), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def timeit(fn, repeat=5, warmup=2):

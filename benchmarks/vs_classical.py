@@ -16,7 +16,6 @@ Photo i of the sorted folder is degraded with seed i, so noise spreads sigma 15/
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,26 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.classical import METHODS  # noqa: E402
-from benchmarks.common import table  # noqa: E402
+from benchmarks.common import machine as common_machine, table  # noqa: E402
 from benchmarks.heldout_degradations import TASKS, degrade, describe  # noqa: E402
 
 PHOTOS = ROOT / "benchmarks" / "heldout"
 PSNR_CAP = 100.0  # identical images: PSNR is infinite; JSON and tables get this instead
 TARGET_DB = 1.0
 CLEAN_DB = 35.0
-
-
-def cpu_line():
-    """CPU model (lscpu 'Model name') and whether the bf16 matmul extensions are present."""
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        info = ""
-    fields = dict(ln.split(":", 1) for ln in info.splitlines() if ":" in ln)
-    model = fields.get("Model name", "unknown CPU").strip()
-    flags = set(fields.get("Flags", "").split())
-    ext = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in ("avx512_bf16", "amx_bf16"))
-    return f"{model}; {os.cpu_count()} cores; {ext}"
 
 
 def load_photos(n=None, size=None):
@@ -221,7 +207,7 @@ def main(argv=None):
     photos = load_photos(args.photos, args.size)
     if not photos:
         ap.error(f"no photos in {PHOTOS}")
-    machine = f"CPU: {cpu_line()}; torch {torch.__version__}, {args.threads} thread(s)"
+    machine = f"CPU: {common_machine()}"
     load = os.getloadavg()
     print(f"machine: {machine}\nload average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"photos: {len(photos)} held-out ({', '.join(p[0] for p in photos)}), "

@@ -16,17 +16,26 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_flags():
-    """The CPU feature flags of /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+def cpu_info():
+    """(model name, feature flags) of /proc/cpuinfo: the one reader of it, for the precision rule
+    and for the machine line every benchmark prints ("unknown CPU", no flags where there is none)."""
+    model, flags = "unknown CPU", frozenset()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return frozenset()
+    return model, flags
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags():
+    """The CPU feature flags (cached: the precision rule asks on every run)."""
+    return cpu_info()[1]
 
 
 def native_bf16(device="cpu"):

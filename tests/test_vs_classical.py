@@ -32,4 +32,4 @@ def test_main_reports_every_method(tmp_path, capsys):
     clean = doc["tasks"]["clean"]["methods"]
     assert clean["input"]["psnr"] == 100.0 and "base + adapter" not in clean
     printed = capsys.readouterr().out
-    assert "load average" in printed and "avx512_bf16" in printed and "| rain |" in printed
+    assert "load average" in printed and "native bf16" in printed and "| rain |" in printed
