@@ -84,9 +84,12 @@ def by_pairs(u, pairs):
 
 
 def plot(path, p, series):
-    """PSNR vs training pairs, one line per variant, error bars = sd over seeds (two panels)."""
-    import matplotlib
-
+    """PSNR vs training pairs, one line per variant, error bars = sd over seeds (two panels).
+    False without matplotlib (the plots extra): the tables do not need it."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -169,10 +172,10 @@ def write_report(out, profile, p, cell_ids, session_seconds=None, variants=None,
         md.append(f"| {label} | {fmt_diff(paired(a, b))} | {' / '.join(f'{x:+.2f}' for x in pap) or '–'} |")
     md += ["", "#### Targets", "", "| target | measured [95 % interval] | verdict |", "|---|---|---|"]
     md += targets(p, pre, meth, ft)
-    text = "\n".join(md + (["", "![PSNR vs training pairs](ablation.png)", ""] if ft else [""]))
-    if ft:
-        plot(out / "ablation.png", p, [("pre-training (full fine-tuning)", [(names.get(v, v), pre[v]) for v in pretrains]),
-                                       ("fine-tuning method (PROD base)", [(names.get(m, m), meth[m]) for m in methods])])
+    drawn = ft and plot(out / "ablation.png", p, [
+        ("pre-training (full fine-tuning)", [(names.get(v, v), pre[v]) for v in pretrains]),
+        ("fine-tuning method (PROD base)", [(names.get(m, m), meth[m]) for m in methods])]) is not False
+    text = "\n".join(md + (["", "![PSNR vs training pairs](ablation.png)", ""] if drawn else [""]))
     tmp = out / "report.md.tmp"
     tmp.write_text(text + "\n")
     tmp.replace(out / "report.md")

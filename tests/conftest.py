@@ -1,4 +1,5 @@
 """Shared fixtures: tiny configurations that run in milliseconds on 2 CPU cores."""
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ TINY_RESTORMER = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "nu
 # The official NAFNet/Restormer state_dict key lists (copied from the team's shared/reference/ so that
 # no test skips on a clean clone).
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+
+
+HAS_PLOTS = importlib.util.find_spec("matplotlib") is not None  # the optional plots extra
+
+
+def plotted(path):
+    """A figure colora draws when matplotlib (the plots extra) is installed: a PNG there, and
+    absent without it (the suite passes with `.[test]` alone)."""
+    path = Path(path)
+    if not HAS_PLOTS:
+        return not path.exists()
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture

@@ -38,7 +38,11 @@ def test_toy_ablation_runs_every_cell_once_and_reports(toy_run):
 
     text = ablation_report.write_report(out, "toy", TOY, sorted(expected))
     assert (out / "report.md").read_text().strip() == text.strip()
-    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    try:
+        import matplotlib  # noqa: F401  (the plots extra draws the figure; the tables never need it)
+        assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    except ImportError:
+        assert not (out / "ablation.png").exists() and "ablation.png" not in text
     for heading in ("Pre-training ablation", "Fine-tuning ablation", "Paired differences", "Targets"):
         assert heading in text
     # the table shows the mean +- sd of the results file

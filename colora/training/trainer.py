@@ -12,7 +12,6 @@ import signal
 import sys
 
 import torch
-from torch.optim import lr_scheduler
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -23,6 +22,7 @@ from colora.errors import AdapterError, ColoraError
 from colora.training.experiment import (Experiment, Timer, flat_options, load_state, options_diff, rng_states,
                                set_rng_states)
 from colora.training.losses import build_loss
+from colora.training.schedule import build_scheduler
 from colora.metrics import psnr_torch, ssim_torch
 from colora.options import dump_options
 from colora.precision import resolve_precision
@@ -384,29 +384,6 @@ class Trainer:
         torch.backends.cudnn.benchmark = self._was_cudnn_benchmark
         self.exp.close()
         cleanup_distributed()
-
-
-def build_scheduler(optimizer, t):
-    """Cosine / cosine with restarts / multistep / constant, after a linear warm-up if asked."""
-    s = t.scheduler
-    warm = max(t.warmup_iter, 0)
-    rest = max(t.total_iter - warm, 1)
-    if s.type in ("CosineAnnealingLR", "TrueCosineAnnealingLR"):
-        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.T_max or rest, eta_min=s.eta_min)
-    elif s.type in ("CosineAnnealingRestartLR", "CosineAnnealingRestartCyclicLR"):
-        periods = s.periods or [rest]
-        mins = s.eta_mins or [s.eta_min] * len(periods)
-        parts = [lr_scheduler.CosineAnnealingLR(optimizer, T_max=p, eta_min=m) for p, m in zip(periods, mins)]
-        main = parts[0] if len(parts) == 1 else lr_scheduler.SequentialLR(
-            optimizer, parts, milestones=[sum(periods[:i + 1]) for i in range(len(periods) - 1)])
-    elif s.type == "MultiStepLR":
-        main = lr_scheduler.MultiStepLR(optimizer, milestones=[m - warm for m in s.milestones], gamma=s.gamma)
-    else:
-        main = lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    if warm == 0:
-        return main
-    warmup = lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm)
-    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warm])
 
 
 def pretrain(opts, auto_resume=False):
