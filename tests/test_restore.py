@@ -220,6 +220,28 @@ def test_restore_paths_yields_a_result_per_file(base, tmp_path):
     assert tree(tmp_path / "out") == ["a.png", "b.jpg"]  # nothing half-written left behind
 
 
+def test_io_threads_restore_the_same_files_in_the_same_order_as_sequential_io(base, tmp_path):
+    """The reader/writer threads change when files are decoded and encoded, never what comes out:
+    same pixels, same per-file results in input order, failures and refusals in their place."""
+    src = tmp_path / "in"
+    for i, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
+        write_u8(src / f"{i}_{name}.png", photo(name, 40 + 8 * i, 32))
+    (src / "1b_broken.png").write_text("not an image")
+    write_u8(src / "2b_twin.jpg", photo("coffee", 24, 24))
+    write_u8(src / "2b_twin.jpeg", photo("coffee", 24, 24))  # same output name: the second is refused
+    runs = {}
+    for threads in (False, True):
+        out = tmp_path / f"out_{threads}"
+        runs[threads] = [(r.input.name, r.status, r.output and r.output.name)
+                         for r in base.restore_paths(src, out, progress=False, io_threads=threads)]
+    assert runs[True] == runs[False]
+    assert [s for _, s, _ in runs[True]] == ["restored", "restored", "failed", "restored", "restored",
+                                             "failed", "restored"], runs[True]
+    for name in tree(tmp_path / "out_False"):
+        assert np.array_equal(cv2.imread(str(tmp_path / "out_False" / name), cv2.IMREAD_UNCHANGED),
+                              cv2.imread(str(tmp_path / "out_True" / name), cv2.IMREAD_UNCHANGED)), name
+
+
 def test_find_adapter_and_output_path(adapters, tmp_path):
     assert find_adapter("warm", [None, adapters]) == adapters / "warm"
     assert find_adapter(str(adapters / "bright"), []) == adapters / "bright"

@@ -8,6 +8,7 @@ The rules (each one is a user's file saved from a mistake):
 """
 import errno
 import glob
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,16 +114,19 @@ def _refusal(src, dest, sources, claimed, skip_existing, overwrite):
 
 
 def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                  overwrite=False, progress=True, shard=(0, 1)):
+                  overwrite=False, progress=True, shard=(0, 1), io_threads=True):
     """Restore every image of `inputs` into the folder `output` with `restorer`, one FileResult per
-    file (see the module docstring for what is refused); `shard` (rank, world size) restores only
-    that rank's share (colora.inference.shard)."""
+    file, in input order (see the module docstring for what is refused); `shard` (rank, world size)
+    restores only that rank's share (colora.inference.shard).
+
+    With `io_threads` the next file is decoded and the previous one encoded while the network runs
+    (issue 16: small photos otherwise wait on I/O). Memory stays bounded: at most one decoded image
+    ahead and one encode behind the one being restored."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from colora.inference.shard import shard_files
 
     from tqdm import tqdm
-
-    from colora.errors import ImageReadError
-    from colora.imageio import read_image, write_image
 
     check_suffix(suffix)
     files = list_inputs(inputs, recursive)
@@ -131,9 +135,43 @@ def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=Fal
     sources = {_real(src) for src, _ in files}
     files = shard_files(files, lambda src, rel: output_path(output, rel, suffix, ext, src), *shard)
     bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
+    plans = _plans(bar, output, suffix, ext, sources, skip_existing, overwrite)
+    if not io_threads:
+        for plan in plans:
+            done = plan if isinstance(plan, FileResult) else _restore(restorer, *plan, _read(restorer, plan[0]), progress)
+            yield _write(*done, overwrite) if isinstance(done, tuple) else done
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="colora-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="colora-write") as writer:
+        ahead, behind = None, []  # (plan, decode future) of the next file; results not yet yielded
+        for plan in itertools.chain(plans, [None]):
+            if plan is not None and not isinstance(plan, FileResult):
+                plan = (plan, reader.submit(_read, restorer, plan[0]))
+            plan, ahead = ahead, plan
+            if plan is not None:  # restore the current file while the next decodes and the last encodes
+                (src, dest), decoded = plan
+                done = _restore(restorer, src, dest, decoded.result(), progress)
+                yield from _drain(behind)
+                behind.append(writer.submit(_write, *done, overwrite) if isinstance(done, tuple) else done)
+            if isinstance(ahead, FileResult):  # refused before any work: its place in the order is now
+                yield from _drain(behind)
+                behind.append(ahead)
+                ahead = None
+        yield from _drain(behind)
+
+
+def _drain(pending):
+    """Yield the pending results (FileResult or a write future's FileResult) in order, emptying it."""
+    while pending:
+        item = pending.pop(0)
+        yield item if isinstance(item, FileResult) else item.result()
+
+
+def _plans(files, output, suffix, ext, sources, skip_existing, overwrite):
+    """Per input, a FileResult when it is refused before any work, else (src, dest)."""
     claimed = {}  # output -> the input that owns it (IMG.jpg and IMG.jpeg both map to IMG.jpg)
     folders = set()  # output folders cleared of temporary files that a kill left there
-    for src, rel in bar:
+    for src, rel in files:
         if not src.is_file():
             yield FileResult(src, None, "failed", _not_a_file(src))
             continue
@@ -141,34 +179,60 @@ def restore_files(restorer, inputs, output, suffix="", ext="auto", recursive=Fal
         if dest.parent not in folders:
             folders.add(dest.parent)
             remove_stale_temps(dest.parent)
-        refused = _refusal(src, dest, sources, claimed, skip_existing, overwrite)
-        if refused is not None:
-            yield refused
-            continue
-        try:
-            img = read_image(src, check=restorer.plan)  # refused on its header, before decoding
-            h, w = img.pixels.shape[:2]
-            tiles = restorer.tiles_for(h, w)
-            with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
-                pixels = restorer.restore(img.pixels, progress=tbar)
-            bit_depth = img.bit_depth if dest.suffix.lower() in SIXTEEN_BIT_EXTS else 8
-            alpha = img.alpha if dest.suffix.lower() in ALPHA_EXTS else None
-            write_image(dest, pixels, alpha=alpha, bit_depth=bit_depth, overwrite=overwrite)
-        except FileExistsError:
-            yield FileResult(src, dest, "skipped", f"'{dest}' appeared while it was being restored; "
-                                                   "pass --overwrite to replace it")
-            continue
-        except (ImageReadError, ColoraError) as exc:
-            yield FileResult(src, None, "failed", str(exc))
-            continue
-        except (MemoryError, RuntimeError) as exc:  # torch: "DefaultCPUAllocator: can't allocate memory"
-            if isinstance(exc, RuntimeError) and "memory" not in str(exc):
-                raise
-            yield FileResult(src, None, "failed", "ran out of memory while restoring it; lower --max-memory "
-                                                  "(or set -t) and retry this file")
-            continue
-        except (ValueError, OSError) as exc:
-            yield FileResult(src, None, "failed", f"cannot write '{dest}': {exc}")
-            continue
-        said = "; ".join(dict.fromkeys(img.warnings))  # once each: libjpeg repeats itself
-        yield FileResult(src, dest, "restored", f"the decoder warned: {said[:300]}" if said else "")
+        yield _refusal(src, dest, sources, claimed, skip_existing, overwrite) or (src, dest)
+
+
+def _read(restorer, src):
+    """The decoded image, or the exception that refused it (kept for its turn in the order)."""
+    from colora.imageio import read_image
+
+    try:
+        return read_image(src, check=restorer.plan)  # refused on its header, before decoding
+    except Exception as exc:  # noqa: BLE001  (raised again by _restore, in the file's turn)
+        return exc
+
+
+def _restore(restorer, src, dest, img, progress):
+    """(src, dest, img, restored pixels) to write, or the FileResult of a file that failed."""
+    from tqdm import tqdm
+
+    try:
+        if isinstance(img, BaseException):
+            raise img
+        h, w = img.pixels.shape[:2]
+        tiles = restorer.tiles_for(h, w)
+        with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
+            return src, dest, img, restorer.restore(img.pixels, progress=tbar)
+    except BaseException as exc:  # noqa: BLE001
+        return _failure(src, dest, exc)
+
+
+def _write(src, dest, img, pixels, overwrite):
+    from colora.imageio import write_image
+
+    try:
+        bit_depth = img.bit_depth if dest.suffix.lower() in SIXTEEN_BIT_EXTS else 8
+        alpha = img.alpha if dest.suffix.lower() in ALPHA_EXTS else None
+        write_image(dest, pixels, alpha=alpha, bit_depth=bit_depth, overwrite=overwrite)
+    except BaseException as exc:  # noqa: BLE001
+        return _failure(src, dest, exc)
+    said = "; ".join(dict.fromkeys(img.warnings))  # once each: libjpeg repeats itself
+    return FileResult(src, dest, "restored", f"the decoder warned: {said[:300]}" if said else "")
+
+
+def _failure(src, dest, exc):
+    """One file's failure line for what went wrong with it; anything else is not the file's fault."""
+    from colora.errors import ImageReadError
+
+    if isinstance(exc, FileExistsError):
+        return FileResult(src, dest, "skipped", f"'{dest}' appeared while it was being restored; "
+                                                "pass --overwrite to replace it")
+    if isinstance(exc, (ImageReadError, ColoraError)):
+        return FileResult(src, None, "failed", str(exc))
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "memory" in str(exc)):
+        # torch: "DefaultCPUAllocator: can't allocate memory"
+        return FileResult(src, None, "failed", "ran out of memory while restoring it; lower --max-memory "
+                                               "(or set -t) and retry this file")
+    if isinstance(exc, (ValueError, OSError)):
+        return FileResult(src, None, "failed", f"cannot write '{dest}': {exc}")
+    raise exc

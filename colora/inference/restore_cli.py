@@ -42,7 +42,7 @@ def cmd_restore(args):
     for result in restorer.restore_paths(args.input, args.output, suffix=args.suffix, ext=args.ext,
                                          recursive=args.recursive, skip_existing=args.skip_existing,
                                          overwrite=args.overwrite, progress=not args.quiet and shard.is_main,
-                                         shard=(shard.rank, shard.world_size)):
+                                         shard=(shard.rank, shard.world_size), io_threads=not args.no_io_threads):
         counts[result.status] += 1
         if result.status != "restored" or result.reason:
             from tqdm import tqdm
@@ -98,5 +98,8 @@ def add_restore(sub):
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     p.add_argument("--overwrite", action="store_true",
                    help="replace files that exist in -o (an input of the run is never replaced)")
+    p.add_argument("--no-io-threads", action="store_true",
+                   help="decode and encode in the restoring thread (default: the next photo is decoded "
+                        "and the last one encoded while the network runs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_restore)

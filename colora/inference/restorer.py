@@ -183,12 +183,13 @@ class Restorer:
 
     # ---- files -----------------------------------------------------------------------------------
     def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                      overwrite=False, progress=True, shard=(0, 1)):
+                      overwrite=False, progress=True, shard=(0, 1), io_threads=True):
         """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
         one FileResult per file (colora.inference.batch): bad files are reported and skipped, the batch goes on,
-        and no input or pre-existing file is replaced unless `overwrite` (inputs: never)."""
+        and no input or pre-existing file is replaced unless `overwrite` (inputs: never). `io_threads`:
+        decode the next file and encode the last one while the network runs."""
         from colora.inference.batch import restore_files
 
         yield from restore_files(self, inputs, output, suffix=suffix, ext=ext, recursive=recursive,
                                  skip_existing=skip_existing, overwrite=overwrite, progress=progress,
-                                 shard=shard)
+                                 shard=shard, io_threads=io_threads)
