@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
 from colora.archs.layers import LayerNorm2d, pad_to_multiple
+from colora.archs.registry import register_arch
 
 
 class SimpleGate(nn.Module):

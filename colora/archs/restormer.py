@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
 from colora.archs.layers import pad_to_multiple
+from colora.archs.registry import register_arch
 from colora.errors import OptionsError
 
 LAYER_NORM_TYPES = ("WithBias", "BiasFree")
