@@ -1,11 +1,15 @@
-"""Architectures: the registry (`network_g.type` -> class, colora.archs.registry), NAFNet and
-Restormer, and their published configurations.
+"""Architectures: the registry (`network_g.type` -> class), the contract each one declares
+(colora.archs.contract: parts, padding, options from a state dict, inference and export forms),
+NAFNet and Restormer, and their published configurations.
 
 The architecture modules are imported here once so the registry is complete; they only depend on
 torch.
 """
+from typing import Any, Optional
+
+from colora.archs.contract import PART_NAMES, Architecture  # noqa: F401  (public here)
 from colora.archs.registry import (arch_params, build_arch, check_arch_options, full_config,  # noqa: F401
-                                   get_arch, list_archs, register_arch)
+                                   get_arch, infer_network_g, list_archs, register_arch)
 from colora.archs import nafnet, restormer  # noqa: F401  (fills the registry)
 
 # The published configurations (their checkpoints load strictly into these).
@@ -23,12 +27,11 @@ OFFICIAL_CONFIGS = {
 }
 
 
-def official_name(opt):
-    """The published configuration `opt` equals, or None."""
+def official_name(opt: Any) -> Optional[str]:
+    """The published configuration `opt` equals (compared in its training form, so NAFNetLocal
+    with any TLC window is NAFNet), or None."""
     mine = full_config(opt)
-    mine.pop("train_size", None), mine.pop("base_size", None)
-    if mine["type"] == "NAFNetLocal":
-        mine["type"] = "NAFNet"
+    mine = full_config(get_arch(mine["type"]).training_form(mine))
     for name, cfg in OFFICIAL_CONFIGS.items():
         if full_config(cfg) == mine:
             return name
