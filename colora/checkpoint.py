@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from colora.archs import build_arch, full_config, infer_network_g, list_archs
+from colora.archs import build_arch, full_config, get_arch, infer_network_g, list_archs
 from colora.errors import CheckpointError, OptionsError
 from colora.fileio import atomic_path
 
@@ -80,7 +80,8 @@ def checkpoint_network_g(path, state, meta):
     except OptionsError as exc:  # a type or a domain
         raise CheckpointError(f"{bad}: {exc}") from None
     if inferred is not None and inferred["type"] == network_g["type"]:
-        mine, theirs = full_config(network_g), full_config(inferred)
+        canonical = get_arch(network_g["type"]).canonical_options
+        mine, theirs = canonical(full_config(network_g)), canonical(full_config(inferred))
         for key in inferred:
             if mine.get(key) != theirs.get(key):
                 raise CheckpointError(f"{bad}: it says {key}={mine.get(key)!r} but the tensors hold "

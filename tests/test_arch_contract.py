@@ -1,5 +1,6 @@
 """The architecture contract (colora.archs.contract): every registered network declares its parts,
 padding, options from a state dict, inference and export forms, and keeps its promises."""
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from torch import nn
 from colora.archs import (OFFICIAL_CONFIGS, PART_NAMES, Architecture, build_arch, full_config,
                           infer_network_g, list_archs, official_name, register_arch)
 from colora.archs.layers import pad_to_multiple
-from tests.conftest import TINY_NAFNET, TINY_RESTORMER, randomize_layer_scales
+from tests.conftest import REFERENCE, TINY_NAFNET, TINY_RESTORMER, randomize_layer_scales
 
 ROOT = Path(__file__).resolve().parents[1]
 # A small configuration of every registered architecture (a new one without an entry fails below).
@@ -116,6 +117,18 @@ def test_the_forward_pads_as_declared(cfg):
         outside = model(pad_to_multiple(x, model.pad_multiple, model.PAD_MODE))[..., :21, :19]
         torch.testing.assert_close(model(x), outside, rtol=0, atol=1e-6)
     assert model.pad_multiple > 1 and model.PAD_MODE in ("constant", "reflect")
+
+
+@pytest.mark.parametrize("name", json.loads((REFERENCE / "official_configs.json").read_text()))
+def test_options_inferred_from_each_official_key_list_round_trip(name):
+    entry = json.loads((REFERENCE / "official_configs.json").read_text())[name]
+    keys = json.loads((REFERENCE / entry["keys_file"]).read_text())
+    state = {k: torch.empty(shape, device="meta") for k, shape in keys.items()}
+    inferred = infer_network_g(state)
+    assert full_config(inferred) == full_config(entry["network_g"])
+    with torch.device("meta"):
+        rebuilt = build_arch(inferred)
+    assert {k: list(v.shape) for k, v in rebuilt.state_dict().items()} == keys
 
 
 @pytest.mark.parametrize("cfg", CASES, ids=IDS)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -84,3 +86,18 @@ def test_hash_changes_with_any_weight():
     assert h == state_dict_sha256({k: v.clone() for k, v in sd.items()})
     sd["ending.bias"][0] += 1e-6
     assert h != state_dict_sha256(sd)
+
+
+def test_a_header_is_checked_against_its_tensors_up_to_options_that_build_the_same(tmp_path):
+    from colora.checkpoint import checkpoint_network_g
+
+    # int(8 * 2.7) = int(8 * 2.66) = 21 hidden channels: one network, two spellings of its factor
+    cfg = dict(TINY_RESTORMER, ffn_expansion_factor=2.7)
+    path = tmp_path / "r.safetensors"
+    save_checkpoint(path, build_arch(cfg).state_dict(), network_g=cfg)
+    state = load_state_dict(path)
+    assert checkpoint_network_g(path, state, read_metadata(path))["ffn_expansion_factor"] == 2.7
+    assert checkpoint_network_g(path, state, {})["ffn_expansion_factor"] == 2.66
+    meta = {"network_g": json.dumps(dict(cfg, ffn_expansion_factor=3.0))}  # 24 channels: another network
+    with pytest.raises(CheckpointError, match="it says ffn_expansion_factor=3.0 but the tensors hold"):
+        checkpoint_network_g(path, state, meta)

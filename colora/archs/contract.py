@@ -12,7 +12,9 @@ A registered network subclasses `Architecture` and states, next to the layout it
 - `RESIDUAL_WRITERS`: a regex of the module paths (matched whole) of the 1x1 convs whose output is
   added to the residual stream, where a per-channel method (SCT) acts on what each block adds;
 - `infer_options(state)`: the constructor options that produce a state dict, so a BasicSR `.pth`
-  with no header still rebuilds the network that fits it;
+  with no header still rebuilds the network that fits it, and `canonical_options` where several
+  values of an option give the same tensors (Restormer's FFN expansion), so a checkpoint's header
+  is checked against its tensors without building anything;
 - `convert_for_inference(train_size)`: what changes, without touching a weight, for photos larger
   than the training patches (NAFNet: TLC's local pooling; Restormer: nothing). The conversion is in
   place, so `network_g` -- what checkpoints and adapters record -- stays the training form, and an
@@ -56,6 +58,14 @@ class Architecture(nn.Module):
         or None when `state` is not this architecture's. A KeyError or IndexError on a partial
         state dict also means "not mine"."""
         return None
+
+    @classmethod
+    def canonical_options(cls, network_g: Mapping[str, Any]) -> Dict[str, Any]:
+        """`network_g` (every option present) with each option that several values give the same
+        tensors for replaced by the one `infer_options` returns, so a header and the options
+        inferred from its tensors compare equal exactly when they build the same network (the
+        default: every option is its own representative)."""
+        return dict(network_g)
 
     @classmethod
     def training_form(cls, network_g: Mapping[str, Any]) -> Dict[str, Any]:

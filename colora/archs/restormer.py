@@ -5,7 +5,7 @@ The official code is under a non-commercial licence, so nothing here is taken fr
 module and parameter names follow its published checkpoints (listed in ../shared/reference), so
 those load with `strict=True`.
 """
-from typing import Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from colora.archs.registry import register_arch
 from colora.errors import OptionsError
 
 LAYER_NORM_TYPES = ("WithBias", "BiasFree")
+FFN_EXPANSION = 2.66  # the paper's GDFN expansion factor (the default)
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -164,6 +165,13 @@ class Upsample(nn.Module):
         return self.body(x)
 
 
+def _expansion_for(hidden: int, dim: int) -> float:
+    """The FFN expansion factor f that stands for the hidden width int(dim * f): the default when it
+    gives that width (the published configurations use it), else the first with two decimals."""
+    cents = range(100 * hidden // dim, 100 * (hidden + 1) // dim + 2)
+    return next((f for f in (FFN_EXPANSION, *(c / 100 for c in cents)) if int(dim * f) == hidden), hidden / dim)
+
+
 @register_arch
 class Restormer(Architecture):
     """Four-level U-Net of Transformer blocks with a refinement stage and a global residual.
@@ -194,7 +202,7 @@ class Restormer(Architecture):
 
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
-                 heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66,
+                 heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = FFN_EXPANSION,
                  bias: bool = False, LayerNorm_type: str = "WithBias", dual_pixel_task: bool = False):
         super().__init__()
         if LayerNorm_type not in LAYER_NORM_TYPES:
@@ -238,7 +246,8 @@ class Restormer(Architecture):
     @classmethod
     def infer_options(cls, state: Mapping[str, torch.Tensor]) -> Optional[dict]:
         """Channels and dim from the patch embedding and output, heads from each stage's attention
-        temperature, the FFN expansion from its hidden width, and the flags from which tensors exist."""
+        temperature, the flags from which tensors exist, and the FFN expansion from its hidden width
+        (see `canonical_options`)."""
         if "patch_embed.proj.weight" not in state or "output.weight" not in state:
             return None
         embed = state["patch_embed.proj.weight"]
@@ -249,10 +258,17 @@ class Restormer(Architecture):
                 "num_refinement_blocks": count_indexed(state, "refinement."),
                 "heads": [int(state[f"{n}.0.attn.temperature"].shape[0]) for n in cls.STAGES
                           if f"{n}.0.attn.temperature" in state],
-                "ffn_expansion_factor": round(hidden / dim, 2),
+                "ffn_expansion_factor": _expansion_for(hidden, dim),
                 "bias": "patch_embed.proj.bias" in state,
                 "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
                 "dual_pixel_task": "skip_conv.weight" in state}
+
+    @classmethod
+    def canonical_options(cls, network_g: Mapping[str, Any]) -> Dict[str, Any]:
+        """The FFN expansion as the one factor that stands for its hidden width int(dim * f): many
+        factors give one width (2.65 and 2.66 both give 127 at dim 48)."""
+        dim, factor = network_g["dim"], network_g["ffn_expansion_factor"]
+        return dict(network_g, ffn_expansion_factor=_expansion_for(int(dim * factor), dim))
 
     def forward(self, inp_img):
         h, w = inp_img.shape[-2:]
