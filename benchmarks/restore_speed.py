@@ -4,7 +4,7 @@
                                        [--reference] [--profile [--profile-size 512]]
 
 1. Megapixels/s on a SIZE x SIZE real photo (astronaut, resized, sigma-25 noise) for the model the
-   CLI builds (`load_model`: NAFNet-SIDD-width32 as NAFNetLocal, TLC at train size 256):
+   CLI builds (`load_model`: NAFNet-SIDD-width32 prepared for inference, TLC at train size 256):
    - plain: `with torch.no_grad(): model(x)`, fp32, NCHW (the baseline of the ratios);
    - `Restorer(model)`: the default mode (channels_last + inference_mode, fp32), array in, array out;
    - `Restorer(model, bf16=True)`: the same under bf16 autocast;
@@ -76,7 +76,7 @@ def speed(args, ckpt, plain_nafnet):
     clean, lq = photo(size, size)
     mpx = size * size / 1e6
     x = torch.from_numpy(lq).permute(2, 0, 1)[None].contiguous()
-    plain = load_model(ckpt)  # NAFNetLocal, NCHW: the same network the Restorer runs
+    plain = load_model(ckpt)  # TLC, NCHW: the same network the Restorer runs
     r32 = Restorer(load_model(ckpt))
     rbf = Restorer(load_model(ckpt), bf16=True)
 

@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from colora.archs import build_arch, full_config, get_arch, infer_network_g, list_archs
 from colora.errors import CheckpointError, OptionsError
 from colora.fileio import atomic_path
 
@@ -57,7 +58,6 @@ def checkpoint_network_g(path, state, meta):
     """The `network_g` a checkpoint's header records (or, without one, what its tensors imply),
     checked before anything is built: values of the right types and domains, in agreement with the
     tensors' own counts and shapes, so a tampered header costs an error line, not gigabytes."""
-    from colora.archs import build_arch, full_config
     from colora.options import network_options
 
     inferred = infer_network_g(state)
@@ -65,7 +65,8 @@ def checkpoint_network_g(path, state, meta):
         train_size_of(path, meta)  # a bad value is a bad header, whoever reads it
     if "network_g" not in meta:
         if inferred is None:
-            raise CheckpointError(f"'{path}' is not a NAFNet or Restormer checkpoint; cannot tell its architecture")
+            raise CheckpointError(f"'{path}' is not a checkpoint of a known architecture ({', '.join(list_archs())}); "
+                                  "cannot tell which network it holds")
         return inferred
     bad = f"checkpoint '{path}' has a bad network_g in its header"
     try:
@@ -79,7 +80,8 @@ def checkpoint_network_g(path, state, meta):
     except OptionsError as exc:  # a type or a domain
         raise CheckpointError(f"{bad}: {exc}") from None
     if inferred is not None and inferred["type"] == network_g["type"]:
-        mine, theirs = full_config(network_g), full_config(inferred)
+        canonical = get_arch(network_g["type"]).canonical_options
+        mine, theirs = canonical(full_config(network_g)), canonical(full_config(inferred))
         for key in inferred:
             if mine.get(key) != theirs.get(key):
                 raise CheckpointError(f"{bad}: it says {key}={mine.get(key)!r} but the tensors hold "
@@ -186,43 +188,6 @@ def check_fits(model, state, path, strict=True):
     hint = f"; it fits network_g {json.dumps(guess)}" if guess else ""
     raise CheckpointError(f"checkpoint '{path}' does not fit {type(model).__name__}: "
                           f"{'; '.join(parts)}{hint}")
-
-
-def infer_network_g(state):
-    """Guess the `network_g` options that produced a state dict (NAFNet or Restormer), or None."""
-    try:
-        return _infer(state)
-    except (KeyError, IndexError):  # a partial state dict: no guess
-        return None
-
-
-def _infer(state):
-    def count(prefix):
-        idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
-        return max(idx) + 1 if idx else 0
-
-    if "intro.weight" in state and "ending.weight" in state:
-        levels = count("encoders.")
-        return {"type": "NAFNet", "img_channel": int(state["intro.weight"].shape[1]),
-                "width": int(state["intro.weight"].shape[0]), "middle_blk_num": count("middle_blks."),
-                "enc_blk_nums": [count(f"encoders.{i}.") for i in range(levels)],
-                "dec_blk_nums": [count(f"decoders.{i}.") for i in range(levels)]}
-    if "patch_embed.proj.weight" in state and "output.weight" in state:
-        heads = [int(state[f"{name}.0.attn.temperature"].shape[0])
-                 for name in ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
-                 if f"{name}.0.attn.temperature" in state]
-        dim = int(state["patch_embed.proj.weight"].shape[0])
-        hidden = int(state["encoder_level1.0.ffn.project_out.weight"].shape[1])
-        return {"type": "Restormer", "inp_channels": int(state["patch_embed.proj.weight"].shape[1]),
-                "out_channels": int(state["output.weight"].shape[0]), "dim": dim,
-                "num_blocks": [count(n + ".") for n in ("encoder_level1", "encoder_level2",
-                                                        "encoder_level3", "latent")],
-                "num_refinement_blocks": count("refinement."), "heads": heads,
-                "ffn_expansion_factor": round(hidden / dim, 2),
-                "bias": "patch_embed.proj.bias" in state,
-                "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
-                "dual_pixel_task": "skip_conv.weight" in state}
-    return None
 
 
 def state_dict_sha256(state):

@@ -13,11 +13,10 @@ def count_params(model, trainable_only=False):
 
 
 def count_macs(network_g, size=256):
-    """Multiply-accumulates of one forward pass on a 1x3xSxS input (counted on the meta device)."""
-    cfg = full_config(network_g)
+    """Multiply-accumulates of one forward pass on a 1xCxSxS input (counted on the meta device)."""
     with torch.device("meta"):
         model = build_arch(network_g)
-        x = torch.empty(1, cfg.get("img_channel", cfg.get("inp_channels", 3)), size, size)
+        x = torch.empty(1, model.in_channels, size, size)
     with FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() // 2

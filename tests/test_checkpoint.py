@@ -1,9 +1,10 @@
+import json
+
 import pytest
 import torch
 
 from colora.archs import build_arch
-from colora.checkpoint import (infer_network_g, load_checkpoint, load_state_dict, read_metadata,
-                               save_checkpoint, state_dict_sha256)
+from colora.checkpoint import load_checkpoint, load_state_dict, read_metadata, save_checkpoint, state_dict_sha256
 from colora.errors import CheckpointError
 from tests.conftest import TINY_NAFNET, TINY_RESTORMER, randomize_layer_scales
 
@@ -79,16 +80,24 @@ def test_truncated_safetensors(tmp_path):
         load_state_dict(tmp_path / "missing.safetensors")
 
 
-@pytest.mark.parametrize("cfg", [TINY_NAFNET, TINY_RESTORMER], ids=["nafnet", "restormer"])
-def test_infer_network_g_rebuilds_the_same_architecture(cfg):
-    sd = build_arch(cfg).state_dict()
-    guessed = build_arch(infer_network_g(sd)).state_dict()
-    assert {k: v.shape for k, v in guessed.items()} == {k: v.shape for k, v in sd.items()}
-
-
 def test_hash_changes_with_any_weight():
     sd = build_arch(TINY_NAFNET).state_dict()
     h = state_dict_sha256(sd)
     assert h == state_dict_sha256({k: v.clone() for k, v in sd.items()})
     sd["ending.bias"][0] += 1e-6
     assert h != state_dict_sha256(sd)
+
+
+def test_a_header_is_checked_against_its_tensors_up_to_options_that_build_the_same(tmp_path):
+    from colora.checkpoint import checkpoint_network_g
+
+    # int(8 * 2.7) = int(8 * 2.66) = 21 hidden channels: one network, two spellings of its factor
+    cfg = dict(TINY_RESTORMER, ffn_expansion_factor=2.7)
+    path = tmp_path / "r.safetensors"
+    save_checkpoint(path, build_arch(cfg).state_dict(), network_g=cfg)
+    state = load_state_dict(path)
+    assert checkpoint_network_g(path, state, read_metadata(path))["ffn_expansion_factor"] == 2.7
+    assert checkpoint_network_g(path, state, {})["ffn_expansion_factor"] == 2.66
+    meta = {"network_g": json.dumps(dict(cfg, ffn_expansion_factor=3.0))}  # 24 channels: another network
+    with pytest.raises(CheckpointError, match="it says ffn_expansion_factor=3.0 but the tensors hold"):
+        checkpoint_network_g(path, state, meta)

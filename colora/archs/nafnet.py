@@ -1,17 +1,22 @@
 """NAFNet (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022).
 
 Module and parameter names mirror the official code (megvii-research/NAFNet, MIT) so that its
-published checkpoints load with `strict=True`; ../shared/reference lists every key.
-`NAFNetLocal` adds the test-time local converter (TLC, Chu et al. 2022): the global average pool of
-simplified channel attention becomes a local box mean of ~1.5x the training feature map, so a model
-trained on 256-pixel patches sees the same statistics on a full-size photo.
+published checkpoints load with `strict=True`; tests/data/reference lists every key.
+Its inference form is the test-time local converter (TLC, Chu et al. 2022): the global average pool
+of simplified channel attention becomes a local box mean of ~1.5x the training feature map, so a
+model trained on 256-pixel patches sees the same statistics on a full-size photo. TLC changes no
+weight: `NAFNet.use_tlc` swaps the pools in place, and `NAFNetLocal` is NAFNet built with it.
 """
+import contextlib
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
+from colora.archs.contract import Architecture, count_indexed
 from colora.archs.layers import LayerNorm2d, pad_to_multiple
+from colora.archs.registry import register_arch
 
 
 class SimpleGate(nn.Module):
@@ -101,14 +106,15 @@ def _clamped_window_means(x, kernel, dim):
 class NAFBlock(nn.Module):
     """x + beta * SCA-gated conv branch, then + gamma * gated FFN (Fig. 3c); beta, gamma init 0."""
 
-    def __init__(self, c, dw_expand=2, ffn_expand=2, pool=None):
+    def __init__(self, c, dw_expand=2, ffn_expand=2):
         super().__init__()
         dw = c * dw_expand
         self.conv1 = nn.Conv2d(c, dw, 1)
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
-        # Simplified channel attention: pooled statistics -> 1x1 conv -> multiply (no sigmoid).
-        self.sca = nn.Sequential(pool or nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        # Simplified channel attention: pooled statistics -> 1x1 conv -> multiply (no sigmoid). TLC
+        # (NAFNet.use_tlc) replaces the pool with a LocalAvgPool2d.
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
         self.sg = SimpleGate()
         ffn = c * ffn_expand
         self.conv4 = nn.Conv2d(c, ffn, 1)
@@ -130,12 +136,22 @@ class NAFBlock(nn.Module):
         return torch.addcmul(y, x, self.gamma)
 
 
-@register_arch
-class NAFNet(nn.Module):
-    """U-Net of NAFBlocks with additive skips and a global residual (Fig. 2 of the paper)."""
+def tlc_window(train_hw, base_hw, levels, level):
+    """TLC's local window at U-Net depth `level`: the feature map a (padded) training patch produces
+    there, scaled by base / train (the official Local_Base: k = feat_train * base // train)."""
+    (th, tw), (bh, bw) = train_hw, base_hw
+    m = 2 ** levels
+    fh, fw = -(-th // m) * m // 2 ** level, -(-tw // m) * m // 2 ** level
+    return fh * bh // th, fw * bw // tw
 
-    # Domain of each option (lists: of each item), checked before anything is built: a config (or
-    # a checkpoint header) asking for 10,000 blocks or a width of 1e6 is refused, not allocated.
+
+@register_arch
+class NAFNet(Architecture):
+    """U-Net of NAFBlocks with additive skips and a global residual (Fig. 2 of the paper).
+
+    Contract (colora.archs.contract): zeros pad the input to a multiple of 2^levels, as the official
+    check_image_size; the inference form is TLC (see `use_tlc`)."""
+
     LIMITS = {"img_channel": (1, 64), "width": (1, 1024), "middle_blk_num": (0, 128),
               "enc_blk_nums": (0, 128), "dec_blk_nums": (0, 128)}
     PARTS = {
@@ -145,34 +161,79 @@ class NAFNet(nn.Module):
         "decoder": r"^(ups|decoders)\.",
         "ending": r"^ending(\.|$)",
     }
+    PAD_MODE = "constant"
+    RESIDUAL_WRITERS = r".*\.(conv3|conv5)"  # each block's two branches, before beta / gamma
 
-    def __init__(self, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28),
-                 dec_blk_nums=(1, 1, 1, 1)):
+    def __init__(self, img_channel: int = 3, width: int = 16, middle_blk_num: int = 1,
+                 enc_blk_nums: Sequence[int] = (1, 1, 1, 28), dec_blk_nums: Sequence[int] = (1, 1, 1, 1)):
         super().__init__()
         self.intro = nn.Conv2d(img_channel, width, 3, padding=1)
         self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
         self.encoders, self.decoders = nn.ModuleList(), nn.ModuleList()
         self.downs, self.ups = nn.ModuleList(), nn.ModuleList()
         chan = width
-        for level, num in enumerate(enc_blk_nums):
-            self.encoders.append(nn.Sequential(*[self._block(chan, level) for _ in range(num)]))
+        for num in enc_blk_nums:
+            self.encoders.append(nn.Sequential(*[NAFBlock(chan) for _ in range(num)]))
             self.downs.append(nn.Conv2d(chan, 2 * chan, 2, stride=2))
             chan *= 2
-        levels = len(enc_blk_nums)
-        self.middle_blks = nn.Sequential(*[self._block(chan, levels) for _ in range(middle_blk_num)])
-        for i, num in enumerate(dec_blk_nums):
+        self.middle_blks = nn.Sequential(*[NAFBlock(chan) for _ in range(middle_blk_num)])
+        for num in dec_blk_nums:
             self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, 1, bias=False), nn.PixelShuffle(2)))
             chan //= 2
-            self.decoders.append(nn.Sequential(*[self._block(chan, levels - 1 - i) for _ in range(num)]))
-        self.pad_multiple = 2 ** levels
+            self.decoders.append(nn.Sequential(*[NAFBlock(chan) for _ in range(num)]))
+        self.levels = len(enc_blk_nums)
+        self.pad_multiple = 2 ** self.levels
+        self.in_channels = img_channel
 
-    def _block(self, chan, level):
-        """A NAFBlock at U-Net depth `level` (NAFNetLocal swaps its pool)."""
-        return NAFBlock(chan)
+    def blocks_by_level(self) -> Iterator[Tuple[int, NAFBlock]]:
+        """(U-Net depth, NAFBlock) for every block: encoder i and decoder levels-1-i at depth i, the
+        middle blocks at depth `levels`."""
+        for i, stage in enumerate(self.encoders):
+            yield from ((i, b) for b in stage)
+        yield from ((self.levels, b) for b in self.middle_blks)
+        for i, stage in enumerate(self.decoders):
+            yield from ((self.levels - 1 - i, b) for b in stage)
+
+    def use_tlc(self, train_hw: Tuple[int, int], base_hw: Optional[Tuple[int, int]] = None) -> None:
+        """TLC in place: each block's global pool becomes a LocalAvgPool2d of its depth's window
+        (`base_hw` default: 1.5 x `train_hw`). No weight changes, so the state dict is the same."""
+        th, tw = train_hw
+        base_hw = tuple(base_hw) if base_hw else (int(th * 1.5), int(tw * 1.5))
+        for level, block in self.blocks_by_level():
+            block.sca[0] = LocalAvgPool2d(tlc_window((th, tw), base_hw, self.levels, level))
+
+    def convert_for_inference(self, train_size: int) -> None:
+        """TLC (Chu et al. 2022) for the `train_size` patches the network was trained on: a photo
+        larger than them sees, at every block, the channel statistics of a training-size window."""
+        self.use_tlc((train_size, train_size))
+
+    @contextlib.contextmanager
+    def export_form(self) -> Iterator[None]:
+        """TLC's branch-free local mean (LocalAvgPool2d.traced), so one traced graph holds for every
+        height and width."""
+        pools = [m for m in self.modules() if isinstance(m, LocalAvgPool2d)]
+        for pool in pools:
+            pool.for_export = True
+        try:
+            yield
+        finally:
+            for pool in pools:
+                pool.for_export = False
+
+    @classmethod
+    def infer_options(cls, state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+        """img_channel and width from `intro`, the block counts from the numbered stages."""
+        if "intro.weight" not in state or "ending.weight" not in state:
+            return None
+        levels = count_indexed(state, "encoders.")
+        return {"img_channel": int(state["intro.weight"].shape[1]), "width": int(state["intro.weight"].shape[0]),
+                "middle_blk_num": count_indexed(state, "middle_blks."),
+                "enc_blk_nums": [count_indexed(state, f"encoders.{i}.") for i in range(levels)],
+                "dec_blk_nums": [count_indexed(state, f"decoders.{i}.") for i in range(levels)]}
 
     def forward(self, inp):
         h, w = inp.shape[-2:]
-        inp = pad_to_multiple(inp, self.pad_multiple)  # zeros, as the official check_image_size
+        inp = pad_to_multiple(inp, self.pad_multiple, self.PAD_MODE)
         x = self.intro(inp)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
@@ -188,25 +249,31 @@ class NAFNet(nn.Module):
 
 @register_arch
 class NAFNetLocal(NAFNet):
-    """NAFNet with TLC for full-size inference; same weights and keys as NAFNet.
+    """NAFNet with TLC built in, as the official NAFNetLocal; same weights and keys as NAFNet.
 
-    `train_size` is (N, C, H, W) of the training patches. The local window at each depth is fixed
-    from the feature map a training-size input produces there, times 1.5 (`base_size` default),
-    as in the official Local_Base: k = feat_train * base // train.
+    `train_size` is (N, C, H, W) of the training patches and `base_size` the window (default 1.5x),
+    as the official Local_Base. `colora restore` does not need it (it converts a NAFNet in place,
+    see NAFNet.convert_for_inference); it is here so the official test YAMLs load.
     """
 
     LIMITS = {**NAFNet.LIMITS, "train_size": (1, 1 << 16), "base_size": (1, 1 << 16)}
 
-    def __init__(self, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(1, 1, 1, 28),
-                 dec_blk_nums=(1, 1, 1, 1), train_size=(1, 3, 256, 256), base_size=None):
-        self._levels = len(enc_blk_nums)
-        self._train_hw = tuple(train_size[-2:])
-        th, tw = self._train_hw
-        self._base_hw = tuple(base_size) if base_size else (int(th * 1.5), int(tw * 1.5))
+    def __init__(self, img_channel: int = 3, width: int = 16, middle_blk_num: int = 1,
+                 enc_blk_nums: Sequence[int] = (1, 1, 1, 28), dec_blk_nums: Sequence[int] = (1, 1, 1, 1),
+                 train_size: Sequence[int] = (1, 3, 256, 256), base_size: Optional[Sequence[int]] = None):
         super().__init__(img_channel, width, middle_blk_num, enc_blk_nums, dec_blk_nums)
+        self.use_tlc(tuple(train_size[-2:]), base_size)
 
-    def _block(self, chan, level):
-        (th, tw), (bh, bw) = self._train_hw, self._base_hw
-        m = 2 ** self._levels  # the feature map a (padded) training patch produces at this depth
-        fh, fw = -(-th // m) * m // 2 ** level, -(-tw // m) * m // 2 ** level
-        return NAFBlock(chan, pool=LocalAvgPool2d((fh * bh // th, fw * bw // tw)))
+    @classmethod
+    def infer_options(cls, state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+        """None: TLC holds no tensor, so a state dict is NAFNet's."""
+        return None
+
+    @classmethod
+    def training_form(cls, network_g: Mapping[str, Any]) -> Dict[str, Any]:
+        """NAFNet with the same blocks: TLC is an inference-time change."""
+        plain = {k: v for k, v in network_g.items() if k not in ("train_size", "base_size")}
+        return dict(plain, type="NAFNet")
+
+    def convert_for_inference(self, train_size: int) -> None:
+        """Nothing: the window its own `train_size` / `base_size` options fix stays."""

@@ -5,15 +5,19 @@ The official code is under a non-commercial licence, so nothing here is taken fr
 module and parameter names follow its published checkpoints (listed in ../shared/reference), so
 those load with `strict=True`.
 """
+from typing import Any, Dict, Mapping, Optional, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
+from colora.archs.contract import Architecture, count_indexed
 from colora.archs.layers import pad_to_multiple
+from colora.archs.registry import register_arch
 from colora.errors import OptionsError
 
 LAYER_NORM_TYPES = ("WithBias", "BiasFree")
+FFN_EXPANSION = 2.66  # the paper's GDFN expansion factor (the default)
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -161,14 +165,25 @@ class Upsample(nn.Module):
         return self.body(x)
 
 
+def _expansion_for(hidden: int, dim: int) -> float:
+    """The FFN expansion factor f that stands for the hidden width int(dim * f): the default when it
+    gives that width (the published configurations use it), else the first with two decimals."""
+    cents = range(100 * hidden // dim, 100 * (hidden + 1) // dim + 2)
+    return next((f for f in (FFN_EXPANSION, *(c / 100 for c in cents)) if int(dim * f) == hidden), hidden / dim)
+
+
 @register_arch
-class Restormer(nn.Module):
+class Restormer(Architecture):
     """Four-level U-Net of Transformer blocks with a refinement stage and a global residual.
 
     Encoder levels at dim, 2dim, 4dim, latent at 8dim; decoder levels concatenate the skip and
     (below level 1) reduce channels with a 1x1 conv; level 1 and the refinement stay at 2dim.
     `dual_pixel_task` (6-channel dual-pixel input for defocus deblurring) drops the global
     residual and adds a 1x1 skip from the patch embedding instead.
+
+    Contract (colora.archs.contract): reflection pads the input to a multiple of 8 (a mirrored
+    border, not a black frame, at the image edge); MDTA already attends over the whole map at any
+    size, so the inference form is the network itself.
     """
 
     LIMITS = {"inp_channels": (1, 64), "out_channels": (1, 64), "dim": (1, 1024), "num_blocks": (0, 128),
@@ -181,10 +196,14 @@ class Restormer(nn.Module):
         "decoder": r"^(up\d_\d|reduce_chan_level\d|decoder_level[1-3]|refinement|skip_conv)(\.|$)",
         "ending": r"^output(\.|$)",
     }
+    PAD_MODE = "reflect"
+    RESIDUAL_WRITERS = r".*\.project_out"  # the output of MDTA and of GDFN, added to the block's input
+    STAGES = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")  # one per entry of num_blocks
 
-    def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8),
-                 num_refinement_blocks=4, heads=(1, 2, 4, 8), ffn_expansion_factor=2.66,
-                 bias=False, LayerNorm_type="WithBias", dual_pixel_task=False):
+    def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
+                 num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
+                 heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = FFN_EXPANSION,
+                 bias: bool = False, LayerNorm_type: str = "WithBias", dual_pixel_task: bool = False):
         super().__init__()
         if LayerNorm_type not in LAYER_NORM_TYPES:
             raise OptionsError(f"unknown Restormer LayerNorm_type '{LayerNorm_type}'; "
@@ -222,10 +241,38 @@ class Restormer(nn.Module):
             self.skip_conv = nn.Conv2d(dim, dim * 2, 1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, 3, padding=1, bias=bias)
         self.pad_multiple = 8  # three 2x downsamplings
+        self.in_channels = inp_channels
+
+    @classmethod
+    def infer_options(cls, state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+        """Channels and dim from the patch embedding and output, heads from each stage's attention
+        temperature, the flags from which tensors exist, and the FFN expansion from its hidden width
+        (see `canonical_options`)."""
+        if "patch_embed.proj.weight" not in state or "output.weight" not in state:
+            return None
+        embed = state["patch_embed.proj.weight"]
+        dim = int(embed.shape[0])
+        hidden = int(state["encoder_level1.0.ffn.project_out.weight"].shape[1])
+        return {"inp_channels": int(embed.shape[1]), "out_channels": int(state["output.weight"].shape[0]),
+                "dim": dim, "num_blocks": [count_indexed(state, n + ".") for n in cls.STAGES],
+                "num_refinement_blocks": count_indexed(state, "refinement."),
+                "heads": [int(state[f"{n}.0.attn.temperature"].shape[0]) for n in cls.STAGES
+                          if f"{n}.0.attn.temperature" in state],
+                "ffn_expansion_factor": _expansion_for(hidden, dim),
+                "bias": "patch_embed.proj.bias" in state,
+                "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
+                "dual_pixel_task": "skip_conv.weight" in state}
+
+    @classmethod
+    def canonical_options(cls, network_g: Mapping[str, Any]) -> Dict[str, Any]:
+        """The FFN expansion as the one factor that stands for its hidden width int(dim * f): many
+        factors give one width (2.65 and 2.66 both give 127 at dim 48)."""
+        dim, factor = network_g["dim"], network_g["ffn_expansion_factor"]
+        return dict(network_g, ffn_expansion_factor=_expansion_for(int(dim * factor), dim))
 
     def forward(self, inp_img):
         h, w = inp_img.shape[-2:]
-        inp_img = pad_to_multiple(inp_img, self.pad_multiple, mode="reflect")
+        inp_img = pad_to_multiple(inp_img, self.pad_multiple, self.PAD_MODE)
 
         emb = self.patch_embed(inp_img)
         enc1 = self.encoder_level1(emb)

@@ -43,16 +43,14 @@ def merged_state_dict(model: torch.nn.Module) -> dict:
 
 
 def _plain_copy(model):
-    """The same architecture without a hub or hooks, holding the merged weights (strictly loaded)."""
+    """The same network without a hub or hooks, holding the merged weights (strictly loaded), in the
+    same inference form (colora.archs.contract)."""
     from colora.archs import build_arch
 
-    arch = dict(model.network_g)
-    tlc = {k: getattr(model, k) for k in ("_train_hw", "_base_hw") if hasattr(model, k)}
-    if tlc:
-        arch.update(type="NAFNetLocal", train_size=[1, 3, *tlc["_train_hw"]], base_size=list(tlc["_base_hw"]))
-    plain = build_arch(arch)
+    plain = build_arch(model.network_g)
     plain.load_state_dict(merged_state_dict(model), strict=True)
-    plain.network_g, plain.train_hw = model.network_g, tlc.get("_train_hw")
+    if model.inference_train_size is not None:
+        plain.prepare_for_inference(model.inference_train_size)
     return plain.eval()
 
 
@@ -79,6 +77,7 @@ def export(output, model_path=None, adapters: Sequence[str] = (), adapter_dir=No
     else:
         from colora.checkpoint import save_checkpoint
 
-        extra = {"train_size": str(nets[0].train_hw[0])} if nets[0].train_hw else None
+        size = nets[0].inference_train_size
+        extra = {"train_size": str(size)} if size is not None else None
         save_checkpoint(output, state, network_g=nets[0].network_g, extra_metadata=extra)
     return {"path": output, "tensors": len(state), "networks": 1}

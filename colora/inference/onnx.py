@@ -1,14 +1,17 @@
 """ONNX export of the merged network and the ONNX Runtime backend (`pip install colora[onnx]`).
 
-The graph is NAFNetLocal (TLC) for NAFNet, not the plain network: `colora restore` runs TLC, so an
-exported file gives the same pixels as the torch backend on any image size. TLC's local mean is
-exported in its branch-free form (LocalAvgPool2d.traced), so one graph serves every height and
-width. It is traced by the TorchScript exporter (dynamo=False): on these networks it takes seconds
-where the dynamo exporter takes minutes, and the graph is the same. The graph takes sides that are multiples of the network's padding multiple and OnnxRunner
-pads (zeros for NAFNet, reflection for Restormer, as the networks do) and crops around it. Several
-adapters export as one graph running the merged networks in sequence (clamped between, as restore).
+The graph is the network's inference form (colora.archs.contract; NAFNet: TLC), not the training
+one: `colora restore` runs that form, so an exported file gives the same pixels as the torch backend
+on any image size. It is traced in the architecture's `export_form` (NAFNet: TLC's branch-free
+local mean, LocalAvgPool2d.traced), so one graph serves every height and width. It is traced by the
+TorchScript exporter (dynamo=False): on these networks it takes seconds where the dynamo exporter
+takes minutes, and the graph is the same. The graph takes sides that are multiples of the network's
+padding multiple and OnnxRunner pads (the architecture's PAD_MODE: zeros for NAFNet, reflection for
+Restormer, as the networks do) and crops around it. Several adapters export as one graph running
+the merged networks in sequence (clamped between, as restore).
 Export checks the ONNX Runtime output against torch on a real photo (max |diff| <= 1e-4 in fp32).
 """
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -48,12 +51,6 @@ class _Chain(nn.Module):
         return x
 
 
-def _layout(net):
-    multiple = int(getattr(net, "pad_multiple", 1))
-    mode = "reflect" if net.network_g.get("type") == "Restormer" else "constant"
-    return multiple, mode
-
-
 def check_photo():
     """A real photo (scikit-image's chelsea, 451x300) as a (1, 3, H, W) float tensor."""
     from skimage import data
@@ -67,25 +64,18 @@ def export_onnx(nets: Sequence[nn.Module], output, check_image=None) -> dict:
 
     require_onnxruntime()
     from colora import __version__
-    from colora.archs.nafnet import LocalAvgPool2d
 
-    multiple, mode = _layout(nets[0])
+    multiple, mode = nets[0].pad_multiple, nets[0].PAD_MODE
     graph = _Chain(nets).eval()
-    for m in graph.modules():
-        if isinstance(m, LocalAvgPool2d):
-            m.for_export = True
-    x = torch.rand(1, 3, 8 * multiple, 6 * multiple)
+    x = torch.rand(1, nets[0].in_channels, 8 * multiple, 6 * multiple)
     output = Path(output)
-    try:
-        with warnings.catch_warnings():  # TracerWarnings: the branches traced hold for every size
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (x,), str(output), dynamo=False, opset_version=OPSET, input_names=["input"],
-                              output_names=["output"], dynamic_axes={"input": {2: "height", 3: "width"},
-                                                                     "output": {2: "height", 3: "width"}})
-    finally:
-        for m in graph.modules():
-            if isinstance(m, LocalAvgPool2d):
-                m.for_export = False
+    with contextlib.ExitStack() as forms, warnings.catch_warnings():
+        for net in nets:  # the form each architecture wants traced (NAFNet: TLC's branch-free mean)
+            forms.enter_context(net.export_form())
+        warnings.simplefilter("ignore")  # TracerWarnings: the branches traced hold for every size
+        torch.onnx.export(graph, (x,), str(output), dynamo=False, opset_version=OPSET, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {2: "height", 3: "width"},
+                                                                 "output": {2: "height", 3: "width"}})
     model = onnx.load(str(output))
     meta = {"pad_multiple": str(multiple), "pad_mode": mode, "producer": f"colora {__version__}",
             "network_g": json.dumps(nets[0].network_g), "networks": str(len(nets))}

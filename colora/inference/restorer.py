@@ -3,12 +3,13 @@
 Fast on CPU by default: channels_last tensors, `torch.inference_mode`, adapters merged into the
 weights (a swap re-merges in place); `precision` (colora.precision.inference_dtype: auto = bf16 only
 where native and measured faster) casts the whole network, not autocast. The network itself runs in
-a runner of colora.inference (torch, or an exported .onnx file in ONNX Runtime). NAFNet runs as
-NAFNetLocal (TLC) so a
-photo larger than the training patches sees the statistics the network was trained with.
+a runner of colora.inference (torch, or an exported .onnx file in ONNX Runtime). The network runs in
+its inference form (colora.archs.contract; NAFNet: TLC), so a photo larger than the training
+patches sees the statistics the network was trained with.
 """
 import logging
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -20,24 +21,19 @@ from colora.inference.tiling import count_tiles, run_tiled
 log = logging.getLogger("colora")
 
 
-def load_model(path, train_size=None):
-    """Build the network a checkpoint describes (NAFNet as NAFNetLocal) and load it strictly."""
+def load_model(path, train_size: Optional[int] = None) -> torch.nn.Module:
+    """Build the network a checkpoint describes, load it strictly and prepare it for inference
+    (colora.archs.contract: NAFNet gets TLC for the checkpoint's training patch side, or
+    `train_size`). Its `network_g` stays the training form, so adapters made on it load."""
     from colora.archs import build_arch
     from colora.checkpoint import check_fits, checkpoint_network_g, load_state_dict, read_metadata, train_size_of
 
     state = load_state_dict(path)
     meta = read_metadata(path)
-    network_g = dict(checkpoint_network_g(path, state, meta))
-    if network_g.get("type") == "NAFNet":
-        size = int(train_size or train_size_of(path, meta))
-        network_g.update(type="NAFNetLocal", train_size=[1, 3, size, size])
-    model = build_arch(network_g)
+    model = build_arch(checkpoint_network_g(path, state, meta))
     check_fits(model, state, path)
     model.load_state_dict(state)
-    # Adapters record the plain architecture; TLC changes no weight, so present it as NAFNet.
-    model.network_g = dict(model.network_g, type="NAFNet")
-    model.network_g.pop("train_size", None), model.network_g.pop("base_size", None)
-    return model.eval()
+    return model.prepare_for_inference(int(train_size or train_size_of(path, meta)))
 
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"

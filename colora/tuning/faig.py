@@ -20,9 +20,8 @@ import re
 import torch
 
 from colora.adapters.base import classify_parameters
+from colora.archs import PART_NAMES
 from colora.fileio import atomic_path, atomic_write_text
-
-PART_ORDER = ("intro", "encoder", "middle", "decoder", "ending")
 
 
 def faig_scores(model, base_state, target_state, batches, steps=20, loss="sse"):
@@ -63,13 +62,6 @@ def faig_scores(model, base_state, target_state, batches, steps=20, loss="sse"):
     return {n: (grads[n] / steps * diff[n]).abs() for n in names}
 
 
-def part_of(model, path):
-    for part, rx in getattr(model, "PARTS", {}).items():
-        if re.search(rx, path):
-            return part
-    return "other"
-
-
 def block_of(path):
     """The block a module belongs to: 'encoders.1.0' for 'encoders.1.0.conv1' and for the block
     'encoders.1.0' itself (its layer scales), else the layer."""
@@ -90,10 +82,9 @@ def forward_order(model):
     for path, module in model.named_modules():
         hooks.append(module.register_forward_pre_hook(seen(path)))
     try:
-        side = 2 * getattr(model, "pad_multiple", 16)
+        side = 2 * model.pad_multiple
         ref = next(model.parameters())
-        chans = getattr(model, "network_g", {}).get("img_channel") or getattr(model, "network_g", {}).get("inp_channels") or 3
-        model(torch.zeros(1, chans, side, side, device=ref.device, dtype=ref.dtype))
+        model(torch.zeros(1, model.in_channels, side, side, device=ref.device, dtype=ref.dtype))
     finally:
         for h in hooks:
             h.remove()
@@ -110,7 +101,7 @@ def layer_table(model, scores):
             continue
         row = rows.get(path)
         if row is None:
-            row = rows[path] = {"name": path, "part": part_of(model, path), "block": block_of(path),
+            row = rows[path] = {"name": path, "part": model.part_of(path), "block": block_of(path),
                                 "params": 0, "score": 0.0, "scores": {}, "counts": {}}
             index[path] = len(index)
         s, n = float(scores[full].sum()), scores[full].numel()
@@ -173,8 +164,8 @@ def plot_profile(path, rows, title="FAIG per layer"):
            color=[colours.get(r["part"], "#999999") for r in rows], width=0.85)
     ax.set_yscale("log")
     ax.set(xlabel="layer (forward order)", ylabel="FAIG score", title=title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in PART_ORDER[1:4]]
-    ax.legend(handles, PART_ORDER[1:4], fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in PART_NAMES[1:4]]
+    ax.legend(handles, PART_NAMES[1:4], fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
