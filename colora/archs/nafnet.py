@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
+from colora.archs.registry import register_arch
 from colora.archs.layers import LayerNorm2d, pad_to_multiple
 
 

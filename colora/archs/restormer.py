@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colora.archs import register_arch
+from colora.archs.registry import register_arch
 from colora.archs.layers import pad_to_multiple
 from colora.errors import OptionsError
 
