@@ -173,8 +173,8 @@ def _decoder_messages():
             said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
-def _to_float32(arr):
-    """uint8 / uint16 samples -> float32 in [0, 1]; float input is passed through."""
+def to_float32(arr):
+    """uint8 / uint16 samples -> float32 in [0, 1] (the one dequantiser); float input is passed through."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / np.float32(255)
     if arr.dtype == np.uint16:
@@ -226,8 +226,8 @@ def read_image(path, check=None) -> Image:
     colour_channels = 1 if arr.shape[2] <= 2 else 3
     alpha = arr[..., colour_channels] if arr.shape[2] in (2, 4) else None
     return Image(
-        pixels=np.ascontiguousarray(_to_float32(arr[..., :colour_channels])),
-        alpha=None if alpha is None else np.ascontiguousarray(_to_float32(alpha)),
+        pixels=np.ascontiguousarray(to_float32(arr[..., :colour_channels])),
+        alpha=None if alpha is None else np.ascontiguousarray(to_float32(alpha)),
         bit_depth=16 if arr.dtype == np.uint16 else 8,
         path=path,
         warnings=tuple(said),
@@ -307,7 +307,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
 
 def image_to_tensor(pixels):
     """HxWxC (or HxW) pixels -> (1, C, H, W) float32 tensor; uint8/uint16 are scaled to [0, 1]."""
-    arr = _to_float32(np.asarray(pixels))
+    arr = to_float32(np.asarray(pixels))
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from colora.data.datasets import PairedFolderDataset, build_dataset
+from colora.data.build import build_dataset
+from colora.data.datasets import PairedFolderDataset
 from colora.degradations import replay
 from colora.errors import ColoraError
 from colora.imageio import bundled_photos, write_image

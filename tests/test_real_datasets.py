@@ -18,7 +18,7 @@ from colora import cli
 from colora.archs import build_arch
 from colora.checkpoint import save_checkpoint
 from colora.data.real import find_benchmark
-from colora.data.datasets import build_dataset
+from colora.data.build import build_dataset
 from colora.errors import ColoraError, OptionsError
 from tests.conftest import TINY_NAFNET, randomize_layer_scales
 

@@ -149,11 +149,12 @@ class EstimatorSamples(torch.utils.data.Dataset):
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
                  tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
-        from colora.degradations.prod import ProdSampler
         from colora.data.imagefolder import clean_images
+        from colora.degradations.prod import ProdSampler
+        from colora.options import DegradationsOpt
 
         self.images = clean_images(dataroot, photos, TILE)
-        self.prod = ProdSampler({"mode": "prod", "k_max": 3})
+        self.prod = ProdSampler(DegradationsOpt(mode="prod", k_max=3))
         self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
 
     def __len__(self):
