@@ -11,6 +11,7 @@ Validation sets (phase "val") are fixed: item i uses the generator [seed, VAL_EP
 Folders are scanned recursively and decoded once at construction (see `colora.data.imagefolder`), so
 every unreadable or unmatched file is reported in one error before training starts.
 """
+import dataclasses
 import json
 import logging
 
@@ -114,10 +115,14 @@ class _SyntheticDataset(torch.utils.data.Dataset):
 
 
 class ProdDataset(_SyntheticDataset):
-    """PROD pre-training pairs: the `degradations` section's sampler (random ops, random order)."""
+    """PROD pre-training pairs: the `degradations` section's sampler (random ops, random order).
+
+    Validation draws no `p_clean` sample: a clean pair measures nothing (its input PSNR is
+    infinite), and so a run with p_clean is validated on the same pairs as one without."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
-        self.sampler = ProdSampler(load_section(DegradationsOpt, degradations_opt, "degradations"))
+        deg = load_section(DegradationsOpt, degradations_opt, "degradations")
+        self.sampler = ProdSampler(dataclasses.replace(deg, p_clean=0.0) if phase == "val" else deg)
         super().__init__(opt, phase)
 
     def degrade(self, img, rng):
