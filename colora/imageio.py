@@ -38,6 +38,29 @@ class Image:
 
 
 # ---------------------------------------------------------------------------------------------
+# Listing
+
+# The suffixes by which a folder's files are taken for images (the reader trusts only the bytes).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def file_or_dangling_link(path):
+    """Files are listed, and so are dangling or looping links: the caller reports them (a failure
+    line, a dataset problem) rather than letting them vanish."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def image_files(folder, recursive=True):
+    """The image files in `folder` (and below it if `recursive`), sorted; [] if it is no folder.
+    Hidden names are left out: macOS '._' shadows, and our own '.name.tmp' writes cut short."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.rglob("*") if recursive else folder.iterdir())
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and file_or_dangling_link(p)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading
 
 _FORMAT_NAMES = "PNG, JPEG, TIFF, WebP or BMP"
@@ -243,8 +266,9 @@ _SIXTEEN_BIT = {".png", ".tif"}
 _WITH_ALPHA = {".png", ".webp", ".tif"}
 
 
-def _quantize(pixels, bit_depth):
-    """Float [0, 1] -> uint8/uint16, clipped and rounded (NaN is an error, not silently black)."""
+def quantize(pixels, bit_depth=8):
+    """Float [0, 1] -> uint8/uint16, clipped and rounded: the one quantiser (files, display,
+    metrics, Restorer's integer outputs). NaN is an error, not silently black."""
     x = np.asarray(pixels, dtype=np.float32)
     if np.isnan(x).any():
         raise ValueError("pixels contain NaN")
@@ -254,7 +278,12 @@ def _quantize(pixels, bit_depth):
 
 def to_uint8(pixels):
     """Float [0, 1] pixels -> uint8, clipped and rounded (for display, metrics, 8-bit files)."""
-    return _quantize(pixels, 8)
+    return quantize(pixels, 8)
+
+
+def as_saved(pixels, bit_depth=8):
+    """Float pixels as a `bit_depth` file would give them back (what a metric on a saved photo sees)."""
+    return to_float32(quantize(pixels, bit_depth))
 
 
 def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=True):
@@ -280,7 +309,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
         pixels = pixels[..., 0]
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         raise ValueError(f"expected HxW, HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
-    arr = _quantize(pixels, bit_depth)
+    arr = quantize(pixels, bit_depth)
     if arr.ndim == 3:
         arr = arr[..., ::-1]  # RGB -> BGR for OpenCV
     if alpha is not None and ext not in _WITH_ALPHA:
@@ -292,7 +321,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
         if alpha.shape != arr.shape[:2]:
             raise ValueError(f"alpha shape {alpha.shape} does not match the image size {arr.shape[:2]}")
         colour = arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
-        arr = np.dstack([colour, _quantize(alpha, bit_depth)])
+        arr = np.dstack([colour, quantize(alpha, bit_depth)])
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, int(quality)]}.get(ext, [])
     # Encode in memory first, so a failed encode never touches the destination.

@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import torch
 
-from colora.data.imagefolder import Images, clean_images, fail, list_images, read_all, stem_key
+from colora.data.imagefolder import Images, clean_images, fail, pair_folders, read_all
 from colora.degradations.prod import ProdSampler
 from colora.degradations.tasks import TASKS, degrade_task
 from colora.errors import ColoraError, OptionsError
@@ -169,21 +169,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
         opt = self.opt
         if not opt.dataroot_lq or not opt.dataroot_gt:
             raise OptionsError(f"datasets.{self.phase}: {opt.type} needs both dataroot_lq and dataroot_gt folders")
-        problems, sides = [], {}
-        for side, root in (("LQ", opt.dataroot_lq), ("GT", opt.dataroot_gt)):
-            sides[side] = {}
-            for path in list_images(root, f"{side} (dataroot_{side.lower()})"):
-                key = stem_key(path, root)
-                if key in sides[side]:
-                    problems.append(f"two {side} files named '{key}': {sides[side][key].name}, {path.name}")
-                sides[side][key] = path
-        tmpl, gt = opt.filename_tmpl, sides["GT"]
-        lq = {k: sides["LQ"][tmpl.format(k)] for k in gt if tmpl.format(k) in sides["LQ"]}
-        named = {tmpl.format(k) for k in gt}
-        problems += [f"no GT image for LQ '{p}'" for k, p in sorted(sides["LQ"].items()) if k not in named]
-        problems += [f"no LQ image for GT '{gt[k]}'" + (f" (LQ '{tmpl.format(k)}')" if tmpl != "{}" else "")
-                     for k in sorted(set(gt) - set(lq))]
-        return lq, gt, problems
+        return pair_folders(opt.dataroot_lq, opt.dataroot_gt, lq_key=opt.filename_tmpl.format, recursive=True,
+                            labels=("LQ (dataroot_lq)", "GT (dataroot_gt)"))
 
     def sample(self, keys):
         """The paper's "N training pairs": num_pairs of `keys` (train phase), fixed by `seed`."""
