@@ -520,6 +520,6 @@ def test_eval_pairs_folders_as_paired_datasets_do(tmp_path):
         match_pairs(tmp_path / "lq", tmp_path / "gt")
     msg = str(err.value)
     assert "3 problems" in msg and "two LQ files named 'a'" in msg and len(msg.splitlines()) == 1
-    assert "no GT image for LQ lq/stray.png" in msg and "no LQ image for GT gt/trip/lonely.png" in msg
+    assert "no GT image for LQ 'lq/stray.png'" in msg and "no LQ image for GT 'gt/trip/lonely.png'" in msg
     with pytest.raises(ColoraError, match=r"LQ \(--lq\) folder '.*nowhere' does not exist"):
         match_pairs(tmp_path / "nowhere", tmp_path / "gt")

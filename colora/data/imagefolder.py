@@ -59,14 +59,14 @@ def pair_folders(lq_dir, gt_dir, lq_key=None, recursive=False, every_gt=True, st
         sides.append((root, named))
     (lq_root, lq_files), (gt_root, gt_files) = sides
 
-    def show(path, root):
-        return f"{root.name}/{path.relative_to(root).as_posix()} in '{root.parent}'"
+    def show(path, root, quote="'"):
+        return f"{quote}{root.name}/{path.relative_to(root).as_posix()}{quote} in '{root.parent}'"
 
     lq, gt = {}, {}
     for k, path in sorted(gt_files.items()):
         want = lq_key(k) if lq_key else k
         if want is None:
-            problems.append(f"{show(path, gt_root)} is not named as the layout expects")
+            problems.append(f"{show(path, gt_root, quote='')} is not named as the layout expects")
         elif want in lq_files:
             lq[key_prefix + k], gt[key_prefix + k] = lq_files.pop(want), path
         elif every_gt:
