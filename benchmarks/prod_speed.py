@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, table  # noqa: E402
 from colora.archs import build_arch  # noqa: E402
-from colora.data.datasets import build_dataset  # noqa: E402
+from colora.data.build import build_dataset  # noqa: E402
 from colora.training.losses import PSNRLoss  # noqa: E402
 from colora.options import load_options  # noqa: E402
 

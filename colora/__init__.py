@@ -20,7 +20,7 @@ _API = {
     "Restorer": "colora.inference.restorer",
     "pretrain": "colora.training.trainer",
     "finetune": "colora.tuning.finetune",
-    "build_dataset": "colora.data.datasets",
+    "build_dataset": "colora.data.build",
     "load_preset": "colora.presets",
     "list_presets": "colora.presets",
 }

@@ -60,7 +60,7 @@ def cmd_info(args):
 
 # ---- degrade ---------------------------------------------------------------------------------
 def cmd_degrade(args):
-    from colora.degradations.prod import make_pairs
+    from colora.data.pairs import make_pairs
 
     names = make_pairs(args.output, clean_dir=args.input, preset=args.preset, seed=args.seed, n=args.num,
                        size=args.size, grid=args.grid)
@@ -129,7 +129,7 @@ def _add_export(sub):
 def _benchmark(args):
     """The split `colora eval --dataset` scores, read before any model is loaded."""
     from colora.data.real import BENCHMARKS, find_benchmark
-    from colora.data.datasets import build_dataset
+    from colora.data.build import build_dataset
 
     if args.lq or args.gt:
         raise ColoraError("give either --lq and --gt folders or --dataset and --dataroot, not both")

@@ -93,7 +93,7 @@ def quick_faig(model_path, task, out, log):
     import torch
 
     from colora.tuning import faig
-    from colora.data.datasets import build_dataset
+    from colora.data.build import build_dataset
     from colora.tuning.finetune import batches_of, quick_finetune
     from colora.inference.restorer import load_model
 

@@ -38,6 +38,29 @@ class Image:
 
 
 # ---------------------------------------------------------------------------------------------
+# Listing
+
+# The suffixes by which a folder's files are taken for images (the reader trusts only the bytes).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def file_or_dangling_link(path):
+    """Files are listed, and so are dangling or looping links: the caller reports them (a failure
+    line, a dataset problem) rather than letting them vanish."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def image_files(folder, recursive=True):
+    """The image files in `folder` (and below it if `recursive`), sorted; [] if it is no folder.
+    Hidden names are left out: macOS '._' shadows, and our own '.name.tmp' writes cut short."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.rglob("*") if recursive else folder.iterdir())
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and file_or_dangling_link(p)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading
 
 _FORMAT_NAMES = "PNG, JPEG, TIFF, WebP or BMP"
@@ -173,8 +196,8 @@ def _decoder_messages():
             said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
-def _to_float32(arr):
-    """uint8 / uint16 samples -> float32 in [0, 1]; float input is passed through."""
+def to_float32(arr):
+    """uint8 / uint16 samples -> float32 in [0, 1] (the one dequantiser); float input is passed through."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / np.float32(255)
     if arr.dtype == np.uint16:
@@ -226,8 +249,8 @@ def read_image(path, check=None) -> Image:
     colour_channels = 1 if arr.shape[2] <= 2 else 3
     alpha = arr[..., colour_channels] if arr.shape[2] in (2, 4) else None
     return Image(
-        pixels=np.ascontiguousarray(_to_float32(arr[..., :colour_channels])),
-        alpha=None if alpha is None else np.ascontiguousarray(_to_float32(alpha)),
+        pixels=np.ascontiguousarray(to_float32(arr[..., :colour_channels])),
+        alpha=None if alpha is None else np.ascontiguousarray(to_float32(alpha)),
         bit_depth=16 if arr.dtype == np.uint16 else 8,
         path=path,
         warnings=tuple(said),
@@ -243,8 +266,9 @@ _SIXTEEN_BIT = {".png", ".tif"}
 _WITH_ALPHA = {".png", ".webp", ".tif"}
 
 
-def _quantize(pixels, bit_depth):
-    """Float [0, 1] -> uint8/uint16, clipped and rounded (NaN is an error, not silently black)."""
+def quantize(pixels, bit_depth=8):
+    """Float [0, 1] -> uint8/uint16, clipped and rounded: the one quantiser (files, display,
+    metrics, Restorer's integer outputs). NaN is an error, not silently black."""
     x = np.asarray(pixels, dtype=np.float32)
     if np.isnan(x).any():
         raise ValueError("pixels contain NaN")
@@ -254,7 +278,12 @@ def _quantize(pixels, bit_depth):
 
 def to_uint8(pixels):
     """Float [0, 1] pixels -> uint8, clipped and rounded (for display, metrics, 8-bit files)."""
-    return _quantize(pixels, 8)
+    return quantize(pixels, 8)
+
+
+def as_saved(pixels, bit_depth=8):
+    """Float pixels as a `bit_depth` file would give them back (what a metric on a saved photo sees)."""
+    return to_float32(quantize(pixels, bit_depth))
 
 
 def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=True):
@@ -280,7 +309,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
         pixels = pixels[..., 0]
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         raise ValueError(f"expected HxW, HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
-    arr = _quantize(pixels, bit_depth)
+    arr = quantize(pixels, bit_depth)
     if arr.ndim == 3:
         arr = arr[..., ::-1]  # RGB -> BGR for OpenCV
     if alpha is not None and ext not in _WITH_ALPHA:
@@ -292,7 +321,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
         if alpha.shape != arr.shape[:2]:
             raise ValueError(f"alpha shape {alpha.shape} does not match the image size {arr.shape[:2]}")
         colour = arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
-        arr = np.dstack([colour, _quantize(alpha, bit_depth)])
+        arr = np.dstack([colour, quantize(alpha, bit_depth)])
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, int(quality)]}.get(ext, [])
     # Encode in memory first, so a failed encode never touches the destination.
@@ -307,7 +336,7 @@ def write_image(path, pixels, alpha=None, bit_depth=8, quality=95, overwrite=Tru
 
 def image_to_tensor(pixels):
     """HxWxC (or HxW) pixels -> (1, C, H, W) float32 tensor; uint8/uint16 are scaled to [0, 1]."""
-    arr = _to_float32(np.asarray(pixels))
+    arr = to_float32(np.asarray(pixels))
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3:

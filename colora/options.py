@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
+from colora.degradations.prod import ProdSampler
 from colora.errors import OptionsError
 
 log = logging.getLogger("colora")
@@ -218,8 +219,6 @@ class DegradationsOpt(Section):
     def validate(self, where):
         """Build the sampler once, so a bad op name, range or prob fails when the YAML loads."""
         super().validate(where)
-        from colora.degradations.prod import ProdSampler  # here: degradations import options
-
         ProdSampler(self, where)
 
 
@@ -308,6 +307,18 @@ def load_options(src, overrides=()):
     for msg in warnings:
         log.warning(msg)
     return opts
+
+
+def load_section(cls, data, where):
+    """One section (DatasetOpt, DegradationsOpt, ...) from its mapping (None = its defaults), as
+    strictly as `load_options` checks it; an instance of `cls` is returned as it is. For the code
+    that is handed a section on its own, such as build_dataset."""
+    if isinstance(data, cls):
+        return data
+    section = _build(cls, data, where, warnings := [])
+    for msg in warnings:
+        log.warning(msg)
+    return section
 
 
 def dump_options(opts):

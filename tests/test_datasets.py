@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from colora.data.datasets import PairedFolderDataset, build_dataset
+from colora.data.build import build_dataset
+from colora.data.datasets import PairedFolderDataset
 from colora.degradations import replay
 from colora.errors import ColoraError
 from colora.imageio import bundled_photos, write_image
@@ -69,6 +70,20 @@ def test_validation_set_is_fixed():
     assert len(val) == 5
     assert _same(val[(0, 4)], val[(9, 4)]) and val[4]["key"] == "0004_chelsea"
     assert [s["op"] for s in json.loads(val[0]["recipe"])] == ["rain"]
+
+
+def test_prod_validation_draws_no_clean_sample():
+    """p_clean trains the identity but would make validation's input PSNR infinite: val leaves it
+    out, so its pairs are those of the same section without p_clean."""
+    section = {"type": "ProdDataset", "gt_size": 32, "photos": PHOTOS, "num_samples": 12}
+    always = {"k_max": 2, "p_clean": 1.0}
+    train = build_dataset(section, always, phase="train")
+    assert all(json.loads(train[(0, i)]["recipe"]) == [] for i in range(3))  # training keeps p_clean
+    val = build_dataset(section, always, phase="val")
+    plain = build_dataset(section, {"k_max": 2}, phase="val")
+    for i in range(12):
+        assert json.loads(val[i]["recipe"]) and _same(val[i], plain[i])
+        assert not torch.equal(val[i]["lq"], val[i]["gt"])
 
 
 def test_task_dataset_reuses_its_fixed_pairs():

@@ -13,8 +13,8 @@ from PIL import ImageOps
 
 import colora.fileio
 from colora.errors import ColoraError, ImageReadError
-from colora.imageio import (bundled_photos, image_to_tensor, read_image, tensor_to_image, to_uint8,
-                            write_image)
+from colora.imageio import (as_saved, bundled_photos, image_files, image_to_tensor, quantize, read_image,
+                            tensor_to_image, to_uint8, write_image)
 from colora.metrics import calculate_psnr
 
 
@@ -329,3 +329,29 @@ def test_bundled_photos_are_local_and_ordered(monkeypatch):
     assert grey["camera"].shape == (512, 512, 3) and grey["clock"].shape == (300, 400, 3)
     np.testing.assert_array_equal(to_uint8(grey["camera"][..., 1]), data.camera())
     assert (grey["camera"][..., 0] == grey["camera"][..., 2]).all()
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_as_saved_is_what_a_file_gives_back(tmp_path, bit_depth):
+    """The one quantiser: metrics on "the image as saved" see exactly the file's pixels."""
+    x = np.random.default_rng(bit_depth).uniform(-0.1, 1.1, (9, 11, 3)).astype(np.float32)
+    write_image(tmp_path / "x.png", x, bit_depth=bit_depth)
+    back = read_image(tmp_path / "x.png").pixels
+    assert back.dtype == as_saved(x, bit_depth).dtype == np.float32
+    np.testing.assert_array_equal(as_saved(x, bit_depth), back)
+    assert quantize(x, bit_depth).dtype == (np.uint8 if bit_depth == 8 else np.uint16)
+    with pytest.raises(ValueError, match="NaN"):
+        quantize(np.full((2, 2), np.nan))
+
+
+def test_image_files_lists_images_and_links_but_not_hidden_files(tmp_path):
+    """The listing rule of datasets, benchmarks, restore and eval."""
+    for name in ("b.PNG", "a.jpg", "sub/c.tif", ".photo.abcd1234.tmp.png", "._a.jpg", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    names = [p.relative_to(tmp_path).as_posix() for p in image_files(tmp_path)]
+    assert names == ["a.jpg", "b.PNG", "gone.png", "sub/c.tif"]
+    assert [p.name for p in image_files(tmp_path, recursive=False)] == ["a.jpg", "b.PNG", "gone.png"]
+    assert image_files(tmp_path / "missing") == []

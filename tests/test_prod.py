@@ -7,13 +7,19 @@ import numpy as np
 import pytest
 
 from colora.degradations import OPS, TASKS, replay, task_ops
-from colora.degradations.prod import DEFAULT_POOL, ProdSampler, contact_sheet
+from colora.data.pairs import contact_sheet
+from colora.degradations.prod import DEFAULT_POOL, ProdSampler
 from colora.errors import OptionsError
 from colora.imageio import bundled_photos
-from colora.options import load_options
+from colora.options import DegradationsOpt, load_options
 
 ASTRONAUT = bundled_photos(["astronaut"])["astronaut"]
 CROP = np.ascontiguousarray(cv2.resize(ASTRONAUT, (32, 32), interpolation=cv2.INTER_AREA))
+
+
+def sampler_of(**section):
+    """The sampler of a `degradations` section (unchecked: the sampler checks it)."""
+    return ProdSampler(DegradationsOpt(**section))
 
 
 def _ops(recipe):
@@ -21,7 +27,7 @@ def _ops(recipe):
 
 
 def test_both_orders_of_a_pair_occur_and_recipes_replay():
-    sampler = ProdSampler({"k_max": 2, "ops": {"jpeg": {}, "gaussian_noise": {"sigma": [5, 10]}}})
+    sampler = sampler_of(k_max=2, ops={"jpeg": {}, "gaussian_noise": {"sigma": [5, 10]}})
     orders = Counter()
     for seed in range(60):
         out, recipe = sampler.degrade(CROP, seed)
@@ -40,7 +46,7 @@ def test_fixed_mode_never_reorders(ops):
     opt = {"mode": "fixed", "k_max": 4}
     if ops:
         opt["ops"] = {name: {} for name in ops}
-    sampler = ProdSampler(opt)
+    sampler = sampler_of(**opt)
     canonical = ops or list(DEFAULT_POOL)
     assert sampler.names == canonical
     seen = set()
@@ -55,36 +61,35 @@ def test_fixed_mode_never_reorders(ops):
 
 
 def test_single_mode_and_k_max():
-    single = ProdSampler({"mode": "single", "k_max": 5})
+    single = sampler_of(mode="single", k_max=5)
     assert all(len(single.draw(np.random.default_rng(s))) == 1 for s in range(200))
-    prod = ProdSampler({"k_max": 3})
+    prod = sampler_of(k_max=3)
     ks = Counter(len(prod.draw(np.random.default_rng(s))) for s in range(600))
     assert set(ks) == {1, 2, 3} and min(ks.values()) > 150  # k ~ U{1..k_max}
-    few = ProdSampler({"k_max": 5, "ops": {"jpeg": {}, "rain": {}}})  # no repeats: capped at the pool
+    few = sampler_of(k_max=5, ops={"jpeg": {}, "rain": {}})  # no repeats: capped at the pool
     assert max(len(few.draw(np.random.default_rng(s))) for s in range(100)) == 2
-    rep = ProdSampler({"k_max": 3, "allow_repeat": True, "ops": {"jpeg": {}}})
+    rep = sampler_of(k_max=3, allow_repeat=True, ops={"jpeg": {}})
     assert max(len(rep.draw(np.random.default_rng(s))) for s in range(100)) == 3
 
 
 def test_seeds_reproduce_and_differ():
-    sampler = ProdSampler({"k_max": 3})
+    sampler = sampler_of(k_max=3)
     a, ra = sampler.degrade(CROP, np.random.default_rng(7))
-    b, rb = ProdSampler({"k_max": 3}).degrade(CROP, np.random.default_rng(7))
+    b, rb = sampler_of(k_max=3).degrade(CROP, np.random.default_rng(7))
     assert a.tobytes() == b.tobytes() and ra == rb
     c, _ = sampler.degrade(CROP, np.random.default_rng(8))
     assert a.tobytes() != c.tobytes()
 
 
 def test_exclude_ops_and_tasks_and_weights():
-    sampler = ProdSampler({"k_max": 4, "exclude": ["rain_raindrop", "jpeg", "noise"]})
+    sampler = sampler_of(k_max=4, exclude=["rain_raindrop", "jpeg", "noise"])
     banned = {"rain", "raindrop", "jpeg", *task_ops("noise")}
     assert not banned & set(sampler.names)
-    no_blur = ProdSampler({"exclude": ["blur"]}).names  # the blur task's mild noise is no blur
+    no_blur = sampler_of(exclude=["blur"]).names  # the blur task's mild noise is no blur
     assert "gaussian_noise" in no_blur and not {n for n in no_blur if n.endswith("blur")}
     drawn = {sampler.names[i] for s in range(300) for i in sampler.draw(np.random.default_rng(s))}
     assert drawn == set(sampler.names)  # everything else does occur
-    weighted = ProdSampler({"k_max": 1, "ops": {"jpeg": {"prob": 1.0}, "rain": {"prob": 0.1},
-                                                "haze": {"prob": 0}}})
+    weighted = sampler_of(k_max=1, ops={"jpeg": {"prob": 1.0}, "rain": {"prob": 0.1}, "haze": {"prob": 0}})
     assert weighted.names == ["jpeg", "rain"]  # prob 0 disables an op
     counts = Counter(weighted.names[weighted.draw(np.random.default_rng(s))[0]] for s in range(500))
     assert counts["jpeg"] > 5 * counts["rain"] > 0
@@ -92,7 +97,7 @@ def test_exclude_ops_and_tasks_and_weights():
 
 def test_default_pool():
     assert set(DEFAULT_POOL) <= set(OPS) and "lowlight" not in DEFAULT_POOL
-    assert ProdSampler().names == list(DEFAULT_POOL)
+    assert sampler_of().names == list(DEFAULT_POOL)
 
 
 @pytest.mark.parametrize("section, message", [
@@ -110,7 +115,7 @@ def test_default_pool():
 ])
 def test_bad_options_fail_clearly(section, message):
     with pytest.raises(OptionsError) as err:
-        ProdSampler(section)
+        sampler_of(**section)
     assert message in str(err.value)
     with pytest.raises(OptionsError) as err:  # and already when the YAML is loaded
         load_options({"degradations": section})
@@ -118,7 +123,7 @@ def test_bad_options_fail_clearly(section, message):
 
 
 def test_contact_sheet_shows_every_step():
-    rows = [ProdSampler({"k_max": 3}).degrade(CROP, s)[1] for s in range(3)]
+    rows = [sampler_of(k_max=3).degrade(CROP, s)[1] for s in range(3)]
     sheet = contact_sheet([(CROP, r) for r in rows], label_height=14)
     assert sheet.dtype == np.uint8
     assert sheet.shape == (3 * (32 + 14), (1 + max(map(len, rows))) * 32, 3)
@@ -127,7 +132,7 @@ def test_contact_sheet_shows_every_step():
 
 def test_p_clean_leaves_some_samples_clean():
     clean_count = 0
-    sampler = ProdSampler({"k_max": 2, "p_clean": 0.3})
+    sampler = sampler_of(k_max=2, p_clean=0.3)
     for seed in range(100):
         out, recipe = sampler.degrade(CROP, seed)
         if not recipe:
@@ -135,13 +140,13 @@ def test_p_clean_leaves_some_samples_clean():
             assert out.tobytes() == CROP.tobytes() and out is not CROP
         assert replay(CROP, json.loads(json.dumps(recipe))).tobytes() == out.tobytes()
     assert 15 <= clean_count <= 45
-    always = ProdSampler({"p_clean": 1})
+    always = sampler_of(p_clean=1)
     assert all(always.degrade(CROP, s)[1] == [] for s in range(5))
 
 
 def test_p_clean_zero_keeps_old_samples():
     """The default draws no extra random number: samples equal those made before p_clean existed."""
-    default, zero = ProdSampler({"k_max": 3}), ProdSampler({"k_max": 3, "p_clean": 0})
+    default, zero = sampler_of(k_max=3), sampler_of(k_max=3, p_clean=0)
     assert default.p_clean == 0.0
     for seed in range(5):
         rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ from colora import cli
 from colora.archs import build_arch
 from colora.checkpoint import save_checkpoint
 from colora.data.real import find_benchmark
-from colora.data.datasets import build_dataset
+from colora.data.build import build_dataset
 from colora.errors import ColoraError, OptionsError
 from tests.conftest import TINY_NAFNET, randomize_layer_scales
 
@@ -240,7 +240,7 @@ def test_wrong_layouts_say_what_was_expected_and_found(tmp_path):
     with pytest.raises(ColoraError, match=r"RainDS_syn rainstreak test at .*1 problem: gt/clean-9\.png .* not named as"):
         load("RainDS_syn", root)
     (root / "RainDS_real" / "test_set" / "gt" / "8.png").unlink()
-    with pytest.raises(ColoraError, match=r"1 problem: no GT for rainstreak/8\.png"):
+    with pytest.raises(ColoraError, match=r"1 problem: no GT image for LQ 'rainstreak/8\.png'"):
         load("RainDS_real", root)
 
     root = sidd(tmp_path / "s")

@@ -24,9 +24,10 @@ from colora.adapters import attach_adapter, save_adapter, trainable_parameters
 from colora.archs import build_arch
 from colora.checkpoint import save_checkpoint
 from colora.cli import main
-from colora.errors import AdapterError
+from colora.errors import AdapterError, ColoraError
 from colora.imageio import read_image, write_image
 from colora.metrics import calculate_psnr
+from colora.inference.evaluate import match_pairs
 from colora.inference.restorer import FileResult, Restorer, find_adapter, list_inputs, load_model, output_path
 from colora.inference.tiling import run_tiled
 from tests.conftest import TINY_NAFNET
@@ -387,6 +388,8 @@ def test_list_inputs_file_folder_glob(album):
     assert list_inputs(album / "a.png") == [(album / "a.png", Path("a.png"))]
     assert len(list_inputs(album, recursive=True)) == 4
     assert [f.name for f, _ in list_inputs(str(album / "*.png"))] == ["a.png"]
+    (album / ".a.abcd1234.tmp.png").write_bytes((album / "a.png").read_bytes())  # a write cut short
+    assert [f.name for f, _ in list_inputs(album)] == ["a.png", "b.jpg"]  # hidden files are no inputs
 
 
 # ---- 4. bad files never stop a batch; exit codes ---------------------------------------------------
@@ -523,4 +526,22 @@ def test_eval_csv_matches_metrics_computed_directly(ckpt, tmp_path):
 
     (lq / "extra_one.png").write_bytes((lq / f"{rows[0]['name']}.png").read_bytes())
     code, _, err = cli("eval", "--lq", lq, "--gt", gt, "--model", ckpt)
-    assert code == 2 and "extra_one" in err and "no partner" in err
+    assert code == 2 and "extra_one" in err and "no GT image for LQ" in err
+
+
+def test_eval_pairs_folders_as_paired_datasets_do(tmp_path):
+    """Sub-folders are paired too, and every problem is in the one error, before any restoring."""
+    for side in ("lq", "gt"):
+        write_u8(tmp_path / side / "a.png", photo("astronaut", 24, 24))
+        write_u8(tmp_path / side / "trip" / "b.png", photo("coffee", 24, 24))
+    assert [k for k, _, _ in match_pairs(tmp_path / "lq", tmp_path / "gt")] == ["a", "trip_b"]
+    write_u8(tmp_path / "lq" / "a.jpg", photo("astronaut", 24, 24))
+    write_u8(tmp_path / "lq" / "stray.png", photo("rocket", 24, 24))
+    write_u8(tmp_path / "gt" / "trip" / "lonely.png", photo("rocket", 24, 24))
+    with pytest.raises(ColoraError) as err:
+        match_pairs(tmp_path / "lq", tmp_path / "gt")
+    msg = str(err.value)
+    assert "3 problems" in msg and "two LQ files named 'a'" in msg and len(msg.splitlines()) == 1
+    assert "no GT image for LQ 'lq/stray.png'" in msg and "no LQ image for GT 'gt/trip/lonely.png'" in msg
+    with pytest.raises(ColoraError, match=r"LQ \(--lq\) folder '.*nowhere' does not exist"):
+        match_pairs(tmp_path / "nowhere", tmp_path / "gt")

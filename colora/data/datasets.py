@@ -11,18 +11,18 @@ Validation sets (phase "val") are fixed: item i uses the generator [seed, VAL_EP
 Folders are scanned recursively and decoded once at construction (see `colora.data.imagefolder`), so
 every unreadable or unmatched file is reported in one error before training starts.
 """
-import difflib
+import dataclasses
 import json
 import logging
 
 import numpy as np
 import torch
 
-from colora.degradations.base import MIN_SIZE
+from colora.data.imagefolder import Images, clean_images, fail, pair_folders, read_all
 from colora.degradations.prod import ProdSampler
 from colora.degradations.tasks import TASKS, degrade_task
 from colora.errors import ColoraError, OptionsError
-from colora.data.imagefolder import Images, clean_images, fail, list_images, read_all, stem_key
+from colora.options import DegradationsOpt, load_section
 
 log = logging.getLogger("colora")
 VAL_EPOCH = 2**32 - 1  # never reached in training (numpy seeds ignore trailing zeros: avoid [s, i])
@@ -115,10 +115,14 @@ class _SyntheticDataset(torch.utils.data.Dataset):
 
 
 class ProdDataset(_SyntheticDataset):
-    """PROD pre-training pairs: the `degradations` section's sampler (random ops, random order)."""
+    """PROD pre-training pairs: the `degradations` section's sampler (random ops, random order).
+
+    Validation draws no `p_clean` sample: a clean pair measures nothing (its input PSNR is
+    infinite), and so a run with p_clean is validated on the same pairs as one without."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
-        self.sampler = ProdSampler(degradations_opt)
+        deg = load_section(DegradationsOpt, degradations_opt, "degradations")
+        self.sampler = ProdSampler(dataclasses.replace(deg, p_clean=0.0) if phase == "val" else deg)
         super().__init__(opt, phase)
 
     def degrade(self, img, rng):
@@ -165,21 +169,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
         opt = self.opt
         if not opt.dataroot_lq or not opt.dataroot_gt:
             raise OptionsError(f"datasets.{self.phase}: {opt.type} needs both dataroot_lq and dataroot_gt folders")
-        problems, sides = [], {}
-        for side, root in (("LQ", opt.dataroot_lq), ("GT", opt.dataroot_gt)):
-            sides[side] = {}
-            for path in list_images(root, f"{side} (dataroot_{side.lower()})"):
-                key = stem_key(path, root)
-                if key in sides[side]:
-                    problems.append(f"two {side} files named '{key}': {sides[side][key].name}, {path.name}")
-                sides[side][key] = path
-        tmpl, gt = opt.filename_tmpl, sides["GT"]
-        lq = {k: sides["LQ"][tmpl.format(k)] for k in gt if tmpl.format(k) in sides["LQ"]}
-        named = {tmpl.format(k) for k in gt}
-        problems += [f"no GT image for LQ '{p}'" for k, p in sorted(sides["LQ"].items()) if k not in named]
-        problems += [f"no LQ image for GT '{gt[k]}'" + (f" (LQ '{tmpl.format(k)}')" if tmpl != "{}" else "")
-                     for k in sorted(set(gt) - set(lq))]
-        return lq, gt, problems
+        return pair_folders(opt.dataroot_lq, opt.dataroot_gt, lq_key=opt.filename_tmpl.format, recursive=True,
+                            labels=("LQ (dataroot_lq)", "GT (dataroot_gt)"))
 
     def sample(self, keys):
         """The paper's "N training pairs": num_pairs of `keys` (train phase), fixed by `seed`."""
@@ -236,31 +227,3 @@ class PairedFolderDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         lq, gt = augment(rng, random_crop(rng, self.size, lq, gt), self.opt.use_flip, self.opt.use_rot)
         return make_item(lq, gt, f"{self.keys[index]}_e{epoch}")
-
-
-DATASETS = {"ProdDataset": ProdDataset, "TaskDataset": TaskDataset, "PairedFolderDataset": PairedFolderDataset,
-            "PairedImageDataset": PairedFolderDataset}  # BasicSR's name for paired folders
-
-
-def build_dataset(dataset_opt, degradations_opt=None, phase="train"):
-    """The dataset a `datasets.<phase>` section describes (DatasetOpt or dict); `degradations_opt`
-    (the `degradations` section) configures ProdDataset."""
-    from colora.options import DatasetOpt, _build
-
-    if phase not in ("train", "val"):
-        raise ValueError(f"phase must be 'train' or 'val', got {phase!r}")
-    opt = _build(DatasetOpt, dataset_opt, f"datasets.{phase}", []) if isinstance(dataset_opt, dict) else dataset_opt
-    where = f"datasets.{phase}"
-    from colora.data.real import BENCHMARKS  # here: the benchmark loaders build on PairedFolderDataset
-
-    types = {**DATASETS, **BENCHMARKS}
-    if opt.type not in types:
-        close = difflib.get_close_matches(str(opt.type), list(types), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(types)}"
-        raise OptionsError(f"{where}.type '{opt.type}' is not a dataset{hint}")
-    if opt.gt_size < MIN_SIZE:
-        raise OptionsError(f"{where}.gt_size must be at least {MIN_SIZE}, got {opt.gt_size}")
-    for name in ("num_pairs", "num_samples", "crop_pairs_size"):
-        if getattr(opt, name) is not None and getattr(opt, name) < 1:
-            raise OptionsError(f"{where}.{name} must be at least 1, got {getattr(opt, name)}")
-    return types[opt.type](opt, degradations_opt, phase)

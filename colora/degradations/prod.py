@@ -24,14 +24,11 @@ so heavier ops also tend to be drawn first; the order is therefore shuffled sepa
 Every sample returns its recipe (list of {"op", "params"}), which `tasks.replay` reproduces.
 """
 import difflib
-import json
 import numbers
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from colora.degradations.base import get_op
+from colora.degradations.base import OPS, get_op
 from colora.degradations.tasks import TASKS, replay, task_ops
 from colora.errors import OptionsError
 
@@ -55,21 +52,8 @@ DEFAULT_POOL = {
 MODES = ("prod", "fixed", "single")
 
 
-def _as_options(opt, where):
-    """A DegradationsOpt from None, a dict (the YAML section) or a DegradationsOpt."""
-    from colora.options import DegradationsOpt, _build
-
-    if opt is None:
-        return DegradationsOpt()
-    if isinstance(opt, dict):
-        return _build(DegradationsOpt, opt, where, [])  # strict keys; its validate builds a sampler
-    return opt
-
-
 def expand_exclude(names, where="degradations"):
     """Op names from a list of op and task names (a task name stands for all its ops)."""
-    from colora.degradations.base import OPS
-
     out = set()
     for name in names:
         if name in TASKS or name in OPS:
@@ -82,12 +66,12 @@ def expand_exclude(names, where="degradations"):
 
 
 class ProdSampler:
-    """Draws and applies PROD recipes; built from a `DegradationsOpt` or the YAML section's dict.
+    """Draws and applies PROD recipes; built from the `degradations` section (a DegradationsOpt of
+    colora.options, or any object with its fields: this package does not import the options).
 
     All validation happens here (and so at `load_options` time, through DegradationsOpt.validate)."""
 
-    def __init__(self, opt=None, where="degradations"):
-        opt = _as_options(opt, where)
+    def __init__(self, opt, where="degradations"):
         if opt.mode not in MODES:
             raise OptionsError(f"{where}.mode is '{opt.mode}'; choose one of: {', '.join(MODES)}")
         if isinstance(opt.k_max, bool) or not isinstance(opt.k_max, numbers.Integral) or opt.k_max < 1:
@@ -160,79 +144,3 @@ class ProdSampler:
         pool = ", ".join(f"{n}:{p:.3g}" for n, p in zip(self.names, self.p))
         return (f"ProdSampler(mode={self.mode}, k_max={self.k_max}, allow_repeat={self.allow_repeat}, "
                 f"p_clean={self.p_clean:g}, pool=[{pool}])")
-
-
-# ---- seeing what PROD does ------------------------------------------------------------------
-PRESETS = MODES + tuple(TASKS)
-
-
-def make_pairs(out_dir, clean_dir=None, preset="prod", seed=0, n=8, size=128, grid=None, photos=None,
-               degradations=None):
-    """Write `n` LQ/GT pairs as out_dir/{lq,gt}/<name>.png and out_dir/recipes/<name>.json.
-
-    `preset`: a PROD mode (prod, fixed, single; with `degradations`, a DegradationsOpt or dict,
-    for the rest of the section) or a task of TASKS. The pairs are the seeded validation set of
-    the matching dataset (ProdDataset / TaskDataset) on `size`-px crops of the clean images in
-    `clean_dir` (None = the bundled photos), so they are a pure function of `seed`. `grid`: also
-    write a contact sheet there (see `contact_sheet`). Returns the pairs' names."""
-    from colora.data.datasets import build_dataset
-    from colora.fileio import atomic_write_text
-    from colora.imageio import tensor_to_image, write_image
-    from colora.options import DatasetOpt, DegradationsOpt
-
-    if preset not in PRESETS:
-        close = difflib.get_close_matches(str(preset), PRESETS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; choose one of: {', '.join(PRESETS)}"
-        raise OptionsError(f"unknown preset '{preset}'{hint}")
-    if n < 1 or size < 16:
-        raise OptionsError(f"need at least one pair of at least 16x16 px, got n={n}, size={size}")
-    task = preset if preset in TASKS else None
-    deg = _as_options(degradations, "degradations")
-    if not task:
-        deg = DegradationsOpt(**{**deg.to_dict(), "mode": preset})
-    opt = DatasetOpt(name=f"degrade-{preset}", type="TaskDataset" if task else "ProdDataset", task=task,
-                     dataroot_gt=None if clean_dir is None else str(clean_dir), photos=photos,
-                     gt_size=size, num_samples=n, seed=seed)
-    dataset = build_dataset(opt, deg, phase="val")
-    out, names, rows = Path(out_dir), [], []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        name, gt, recipe = item["key"], tensor_to_image(item["gt"]), json.loads(item["recipe"])
-        write_image(out / "lq" / f"{name}.png", tensor_to_image(item["lq"]))
-        write_image(out / "gt" / f"{name}.png", gt)
-        atomic_write_text(out / "recipes" / f"{name}.json", json.dumps(
-            {"name": name, "preset": preset, "seed": seed, "size": size, "recipe": recipe}, indent=1) + "\n")
-        names.append(name)
-        rows.append((gt, recipe))
-    if grid is not None:
-        write_image(grid, contact_sheet(rows).astype(np.float32) / np.float32(255))
-    return names
-
-
-def contact_sheet(rows, label_height=14):
-    """A uint8 H×W×3 sheet with one row per (clean image, recipe): the clean image, then the
-    image after each op in order (replayed, so exactly what the pair holds), each tile labelled
-    with the op's name. Rows of fewer ops are padded with grey tiles."""
-    from colora.degradations.tasks import replay
-
-    h = max(img.shape[0] for img, _ in rows)
-    w = max(img.shape[1] for img, _ in rows)
-    cols = 1 + max(len(recipe) for _, recipe in rows)
-    sheet = np.full((len(rows) * (h + label_height), cols * w, 3), 128, np.uint8)
-    for r, (img, recipe) in enumerate(rows):
-        tiles, current = [("clean", img)], img
-        for step in recipe:
-            current = replay(current, [step])
-            tiles.append((step["op"], current))
-        for c, (label, tile) in enumerate(tiles):
-            y, x = r * (h + label_height), c * w
-            sheet[y:y + label_height, x:x + w] = 0
-            sheet[y + label_height:y + label_height + tile.shape[0], x:x + tile.shape[1]] = \
-                np.rint(np.clip(tile, 0, 1) * 255).astype(np.uint8)
-            text = f"{c}. {label}" if c else label
-            scale = 0.4
-            while scale > 0.2 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > w - 4:
-                scale -= 0.05
-            cv2.putText(sheet, text, (x + 2, y + label_height - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (255, 255, 255), 1, cv2.LINE_AA)
-    return sheet

@@ -12,7 +12,7 @@ replayed by `legacy.py`, byte for byte.
 import cv2
 import numpy as np
 
-from colora.degradations import legacy
+import colora.degradations.legacy as legacy
 from colora.degradations.base import DegradationOp, register_op
 from colora.degradations.blur import kernel_axes
 from colora.errors import OptionsError

@@ -16,8 +16,8 @@ from typing import Optional
 
 from colora.errors import ColoraError
 from colora.fileio import remove_stale_temps
+from colora.imageio import file_or_dangling_link, image_files
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 SIXTEEN_BIT_EXTS = {".png", ".tif", ".tiff"}
 ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}
 
@@ -41,15 +41,14 @@ def check_suffix(suffix):
 
 
 def list_inputs(inputs, recursive=False):
-    """[(file, path relative to the input root)] for a file, a folder or a glob pattern."""
+    """[(file, path relative to the input root)] for a file, a folder (its images by
+    imageio.image_files) or a glob pattern (whatever it matches: the user chose)."""
     p = Path(inputs)
     if p.is_file():
         return [(p, Path(p.name))]
     if p.is_dir():
-        pattern = "**/*" if recursive else "*"
-        files = sorted(f for f in p.glob(pattern) if f.suffix.lower() in IMAGE_EXTS and _file_or_broken_link(f))
-        return [(f, f.relative_to(p) if recursive else Path(f.name)) for f in files]
-    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if _file_or_broken_link(Path(m)))
+        return [(f, f.relative_to(p)) for f in image_files(p, recursive)]
+    matches = sorted(Path(m) for m in glob.glob(str(inputs), recursive=recursive) if file_or_dangling_link(Path(m)))
     if matches:
         return [(m, Path(m.name)) for m in matches]
     raise ColoraError(f"input '{inputs}' not found: give an image file, a folder or a glob pattern")
@@ -58,11 +57,6 @@ def list_inputs(inputs, recursive=False):
 def _real(path):
     """The canonical path (Path.resolve raises on a symlink loop; realpath does not)."""
     return Path(os.path.realpath(path))
-
-
-def _file_or_broken_link(path):
-    """Files are listed, and so are broken links: they get a failure line rather than vanishing."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def _not_a_file(path):

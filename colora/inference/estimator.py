@@ -24,6 +24,7 @@ from torch import nn
 from colora.fileio import atomic_path
 from colora.degradations.tasks import task_ops
 from colora.errors import ColoraError
+from colora.imageio import as_saved, to_float32
 
 LABELS = ("clean", "rain", "raindrop", "noise", "blur", "haze")
 TILE = 96
@@ -99,10 +100,7 @@ def tiles_of(img, max_tiles=16, tile=TILE):
 @torch.inference_mode()
 def estimate(model, img, max_tiles=16):
     """{label: probability, ..., "severity": dB} of one RGB image (uint8/uint16/float in [0, 1])."""
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535
+    img = to_float32(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, 2)
     out = model.eval()(tiles_of(np.asarray(img[..., :3], np.float32), max_tiles)).mean(0)
@@ -149,11 +147,12 @@ class EstimatorSamples(torch.utils.data.Dataset):
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
                  tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
-        from colora.degradations.prod import ProdSampler
         from colora.data.imagefolder import clean_images
+        from colora.degradations.prod import ProdSampler
+        from colora.options import DegradationsOpt
 
         self.images = clean_images(dataroot, photos, TILE)
-        self.prod = ProdSampler({"mode": "prod", "k_max": 3})
+        self.prod = ProdSampler(DegradationsOpt(mode="prod", k_max=3))
         self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
 
     def __len__(self):
@@ -173,7 +172,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
             lq, recipe = degrade_task(gt, self.tasks[int(rng.integers(len(self.tasks)))], rng)
         else:
             lq, recipe = self.prod.degrade(gt, rng)
-        lq = np.round(np.asarray(lq, np.float32) * 255) / 255  # as a saved photo: no float-only cue
+        lq = as_saved(lq)  # as a saved photo: no float-only cue
         sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
         x = torch.from_numpy(np.ascontiguousarray(lq, np.float32)).permute(2, 0, 1)
         return x, torch.from_numpy(recipe_labels(recipe)), torch.tensor([sev], dtype=torch.float32)

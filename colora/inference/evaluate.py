@@ -12,36 +12,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from colora.data.imagefolder import fail, pair_folders
 from colora.data.real.protocols import Protocol
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_bytes, atomic_write_text
-from colora.imageio import read_image, to_uint8, write_image
-from colora.inference.restorer import IMAGE_EXTS
+from colora.imageio import as_saved, read_image, to_uint8, write_image
 
 COLUMNS = ["name", "psnr_in", "ssim_in", "psnr_out", "ssim_out"]
 GRID_ROWS = 8  # images kept for the grid (a benchmark split of 1280 blocks would not fit in memory)
 
 
 def match_pairs(lq_dir, gt_dir):
-    """[(stem, lq path, gt path)] matched by file stem; unmatched files are an error listing them."""
-    lq_dir, gt_dir = Path(lq_dir), Path(gt_dir)
-    for d in (lq_dir, gt_dir):
-        if not d.is_dir():
-            raise ColoraError(f"folder '{d}' not found")
-    lq = {p.stem: p for p in sorted(lq_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
-    gt = {p.stem: p for p in sorted(gt_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
-    unmatched = sorted(set(lq) ^ set(gt))
-    if unmatched:
-        raise ColoraError(f"{len(unmatched)} images have no partner by name in the other folder: "
-                          f"{', '.join(unmatched[:5])}")
-    if not lq:
-        raise ColoraError(f"no images in '{lq_dir}'")
-    return [(s, lq[s], gt[s]) for s in sorted(lq)]
-
-
-def _quantise(pixels, bit_depth):
-    scale = 65535.0 if bit_depth == 16 else 255.0
-    return np.rint(np.clip(pixels, 0, 1) * scale) / scale
+    """[(key, lq path, gt path)] of two folders, paired as a PairedFolderDataset pairs them
+    (sub-folders too); every unmatched or doubly named file in one error."""
+    lq, gt, problems = pair_folders(lq_dir, gt_dir, recursive=True, labels=("LQ (--lq)", "GT (--gt)"))
+    if problems:
+        fail(problems, f"folders '{lq_dir}' (LQ) and '{gt_dir}' (GT)")
+    return [(k, lq[k], gt[k]) for k in sorted(lq)]
 
 
 def evaluate(restorer, lq_dir, gt_dir, crop_border=0, test_y_channel=False, output=None):
@@ -67,7 +54,7 @@ def evaluate_pairs(restorer, pairs, protocol, output=None):
     """Restore each (name, LQ, GT, bit depth) and score input and output by `protocol`."""
     rows = []
     for stem, lq, gt, bit_depth in pairs:
-        out = _quantise(restorer.restore(lq), bit_depth).astype(np.float32)
+        out = as_saved(restorer.restore(lq), bit_depth)
         if output is not None:
             write_image(Path(output) / f"{stem}.png", out, bit_depth=bit_depth)
         (psnr_in, ssim_in), (psnr_out, ssim_out) = protocol.score(lq, gt, restored=False), protocol.score(out, gt)

@@ -14,8 +14,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from colora.inference.batch import IMAGE_EXTS, FileResult, list_inputs, output_path  # noqa: F401  (public here)
+from colora.inference.batch import FileResult, list_inputs, output_path  # noqa: F401  (public here)
 from colora.errors import AdapterError, ColoraError
+from colora.imageio import quantize, to_float32
 from colora.inference.tiling import count_tiles, run_tiled
 
 log = logging.getLogger("colora")
@@ -142,8 +143,7 @@ class Restorer:
         result has the input's shape and dtype; grey stays grey, alpha is passed through untouched."""
         arr = np.asarray(image)
         dtype = arr.dtype
-        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
-        pixels = arr.astype(np.float32) / scale if scale != 1.0 else arr.astype(np.float32, copy=False)
+        pixels = to_float32(arr)
         squeeze = pixels.ndim == 2
         if squeeze:
             pixels = pixels[..., None]
@@ -156,8 +156,8 @@ class Restorer:
             out = np.concatenate([out, alpha], axis=-1)
         if squeeze:
             out = out[..., 0]
-        if scale != 1.0:
-            return np.clip(np.rint(out * scale), 0, scale).astype(dtype)
+        if dtype in (np.uint8, np.uint16):
+            return quantize(out, 8 if dtype == np.uint8 else 16)
         return out.astype(dtype, copy=False)
 
     def _restore_rgb(self, rgb, progress=None):

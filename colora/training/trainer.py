@@ -97,7 +97,7 @@ class Trainer:
 
     # ---- setup ---------------------------------------------------------------------------------
     def _datasets(self):
-        from colora.data.datasets import build_dataset
+        from colora.data.build import build_dataset
 
         sets = self.opts.datasets
         if "train" not in sets:

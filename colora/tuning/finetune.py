@@ -36,7 +36,7 @@ def load_base(opts):
 
 
 def task_datasets(opts):
-    from colora.data.datasets import build_dataset
+    from colora.data.build import build_dataset
 
     if "train" not in opts.datasets:
         raise ColoraError("options have no datasets.train section (see colora/presets/finetune/)")

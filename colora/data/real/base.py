@@ -7,25 +7,13 @@ one-error-for-all-problems rule are the same for every dataset. Downloads nest d
 archive's folder inside a folder of the same name, `RainDS/RainDS_real`, `# O-HAZY NTIRE 2018`),
 so each loader looks for its layout below `dataroot` (a few levels deep) rather than at it.
 """
-import logging
 from pathlib import Path
 
-from colora.data.real.protocols import Protocol
 from colora.data.datasets import PairedFolderDataset
+from colora.data.real.protocols import Protocol
 from colora.errors import ColoraError, OptionsError
-from colora.data.imagefolder import IMAGE_EXTENSIONS
 
-log = logging.getLogger("colora")
 SEARCH_DEPTH = 3  # how far below dataroot a layout is looked for
-
-
-def images_in(folder):
-    """The image files directly in `folder` (sorted); [] if it is not a folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-            and not p.name.startswith(".")]
 
 
 def find_dir(root, test, depth=SEARCH_DEPTH):
@@ -103,27 +91,3 @@ class Benchmark(PairedFolderDataset):
         if d is None:
             self.mismatch(f"no {what} was found within {SEARCH_DEPTH} levels")
         return d
-
-
-def pair_folders(lq_dir, gt_dir, key_prefix="", lq_name=None, every_gt=True, stray=None):
-    """Pairs of a scene's two folders: ({key: LQ}, {key: GT}, [problems]); `lq_name(gt_path)` is
-    the LQ file name of a GT (default: the same name). An LQ without its GT is a problem, a GT
-    without its LQ too when `every_gt`; LQ files that `stray(name)` accepts (not of the dataset's
-    naming, known upstream leftovers) are left out with a warning instead."""
-    problems, lq, gt = [], {}, {}
-    lq_files = {p.name: p for p in images_in(lq_dir)}
-    for g in images_in(gt_dir):
-        name = lq_name(g) if lq_name else g.name
-        if name is None:
-            problems.append(f"{Path(gt_dir).name}/{g.name} in '{Path(gt_dir).parent}' is not named as the layout expects")
-        elif name in lq_files:
-            lq[key_prefix + g.stem], gt[key_prefix + g.stem] = lq_files.pop(name), g
-        elif every_gt:
-            problems.append(f"no {Path(lq_dir).name}/{name} for {Path(gt_dir).name}/{g.name} in '{Path(gt_dir).parent}'")
-    strays = sorted(n for n in lq_files if stray and stray(n))
-    if strays:
-        log.warning(f"{Path(lq_dir)}: leaving out {len(strays)} file(s) outside the dataset's naming: "
-                    f"{', '.join(strays[:5])}")
-    problems += [f"no GT for {Path(lq_dir).name}/{n} in '{Path(lq_dir).parent}'"
-                 for n in sorted(lq_files) if n not in strays]
-    return lq, gt, problems

@@ -12,7 +12,8 @@ their gt/ and blur/ folder, not by their order.
 """
 from pathlib import Path
 
-from colora.data.real.base import Benchmark, pair_folders
+from colora.data.imagefolder import pair_folders
+from colora.data.real.base import Benchmark
 from colora.data.real.protocols import Protocol
 
 

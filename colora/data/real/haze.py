@@ -12,8 +12,9 @@ train on before testing on the last five), `all` takes every pair.
 """
 import re
 
-from colora.data.real.base import Benchmark, images_in
+from colora.data.real.base import Benchmark
 from colora.data.real.protocols import Protocol
+from colora.imageio import image_files
 
 DEHAZE = Protocol(source="NTIRE dehazing challenges and the papers on them: RGB, full image, no crop")
 
@@ -34,16 +35,16 @@ class _Haze(Benchmark):
 
     def scan(self):
         pattern = re.compile(rf"(\d+)_{self.HAZY}\.\w+", re.IGNORECASE)
-        folder = self.locate(lambda d: any(pattern.fullmatch(p.name) for p in images_in(d)),
+        folder = self.locate(lambda d: any(pattern.fullmatch(p.name) for p in image_files(d, recursive=False)),
                              f"<NN>_{self.HAZY} images")
         # the GT lies beside the hazy images, or else in a sibling folder (GT/)
         def clear_in(dirs):
-            return {p.stem.lower(): p for d in dirs for p in images_in(d)
+            return {p.stem.lower(): p for d in dirs for p in image_files(d, recursive=False)
                     if re.fullmatch(rf"\d+_{self.CLEAR}", p.stem, re.IGNORECASE)}
 
         clear = clear_in([folder]) or clear_in(d for d in sorted(folder.parent.iterdir()) if d.is_dir())
         wanted, lq, gt, problems = self.numbers(), {}, {}, []
-        for path in images_in(folder):
+        for path in image_files(folder, recursive=False):
             m = pattern.fullmatch(path.name)
             if not m or (wanted is not None and int(m[1]) not in wanted):
                 continue

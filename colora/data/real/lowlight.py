@@ -4,7 +4,8 @@ LOLdataset/our485/{low,high}/<n>.png are the 485 training pairs and LOLdataset/e
 the 15 test pairs, 600x400, one name in both folders. Not one of the paper's six tasks: it is here
 for colora's lowlight degradation, whose adapter can be checked on real low-light photos.
 """
-from colora.data.real.base import Benchmark, pair_folders
+from colora.data.imagefolder import pair_folders
+from colora.data.real.base import Benchmark
 from colora.data.real.protocols import Protocol
 
 SPLIT_DIRS = {"train": "our485", "test": "eval15"}

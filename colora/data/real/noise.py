@@ -13,9 +13,10 @@ import re
 
 import numpy as np
 
-from colora.data.real.base import Benchmark, images_in
+from colora.data.real.base import Benchmark
 from colora.data.real.protocols import Protocol
 from colora.errors import ColoraError
+from colora.imageio import image_files
 
 VAL_FILES = ("ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb")
 
@@ -86,7 +87,7 @@ class SIDD(Benchmark):
         data = self.locate(lambda d: d.name == "Data" and any(d.glob("*/NOISY_SRGB_*")), "Data/<scene>/NOISY_SRGB_*")
         lq, gt, problems = {}, {}, []
         for scene in sorted(p for p in data.iterdir() if p.is_dir()):
-            files = {p.name.upper(): p for p in images_in(scene)}
+            files = {p.name.upper(): p for p in image_files(scene, recursive=False)}
             for name, path in files.items():
                 m = re.fullmatch(r"(NOISY|GT)_SRGB_(\w+)\.PNG", name)
                 if m and m[1] == "NOISY":

@@ -11,7 +11,8 @@ out with a warning. A `gt/` image without one subset's partner is fine: the subs
 """
 import re
 
-from colora.data.real.base import Benchmark, pair_folders
+from colora.data.imagefolder import pair_folders
+from colora.data.real.base import Benchmark
 from colora.data.real.protocols import Protocol
 
 SPLIT_DIRS = {"train": ("train_set", "train"), "test": ("test_set", "test")}
@@ -35,7 +36,7 @@ class _RainDS(Benchmark):
         half = self.locate(lambda d: (d == self.root or d.name.lower() == self.NAME.lower()) and self.split_dir(d),
                            f"{self.NAME}/{'|'.join(SPLIT_DIRS[self.split])}/ with gt/ and {self.subset}/")
         split = self.split_dir(half)
-        return pair_folders(split / self.subset, split / "gt", lq_name=self.lq_name, every_gt=False,
+        return pair_folders(split / self.subset, split / "gt", lq_key=self.lq_key, every_gt=False,
                             stray=self.stray)
 
 
@@ -44,12 +45,12 @@ class RainDSReal(_RainDS):
     LAYOUT = "RainDS_real/{train_set,test_set}/{gt,rainstreak,raindrop,rainstreak_raindrop}/<id>.png"
 
     @staticmethod
-    def lq_name(gt):
-        return gt.name if gt.stem.isdigit() else None
+    def lq_key(gt):
+        return gt if gt.isdigit() else None
 
     @staticmethod
-    def stray(name):
-        return not name.split(".")[0].isdigit()
+    def stray(lq):
+        return not lq.isdigit()
 
 
 class RainDSSyn(_RainDS):
@@ -57,9 +58,9 @@ class RainDSSyn(_RainDS):
     LAYOUT = ("RainDS_syn/{train,test}/ with gt/norain-<id>.png, rainstreak/rain-<id>.png, raindrop/rd-<id>.png, "
               "rainstreak_raindrop/rd-rain-<id>.png (and pie- variants)")
 
-    def lq_name(self, gt):
-        m = re.fullmatch(r"(pie-)?norain-(.+)", gt.stem)
-        return f"{m[1] or ''}{SYN_PREFIX[self.subset]}{m[2]}{gt.suffix}" if m else None
+    def lq_key(self, gt):
+        m = re.fullmatch(r"(pie-)?norain-(.+)", gt)
+        return f"{m[1] or ''}{SYN_PREFIX[self.subset]}{m[2]}" if m else None
 
-    def stray(self, name):
-        return re.fullmatch(rf"(pie-)?{SYN_PREFIX[self.subset]}[^.]+\.\w+", name) is None
+    def stray(self, lq):
+        return re.fullmatch(rf"(pie-)?{SYN_PREFIX[self.subset]}[^.]+", lq) is None
