@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from colora import __version__
-from colora.adapters.base import METHODS
+from colora.adapters.registry import METHOD_NAMES
 from colora.errors import AdapterError
 from colora.fileio import atomic_path, atomic_write_text
 
@@ -50,9 +50,9 @@ def read_adapter_dir(directory):
     if not isinstance(config, dict) or "method" not in config or "layers" not in config:
         raise AdapterError(f"adapter config '{cfg_path}' lacks 'method' or 'layers'; it was not written by colora")
     check_config(config, cfg_path)
-    if config["method"] not in METHODS:
+    if config["method"] not in METHOD_NAMES:
         raise AdapterError(f"adapter '{directory}' uses method '{config['method']}', which this colora "
-                           f"does not know (known: {', '.join(sorted(METHODS))})")
+                           f"does not know (known: {', '.join(sorted(METHOD_NAMES))})")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
