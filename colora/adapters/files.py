@@ -6,7 +6,9 @@ architecture and the sha256 of the frozen base weights: loading onto another bas
 """
 import json
 from pathlib import Path
+from typing import Dict, Mapping, Tuple, Union
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -18,7 +20,8 @@ from colora.fileio import atomic_path, atomic_write_text
 CONFIG, WEIGHTS, CARD = "adapter_config.json", "adapter_model.safetensors", "README.md"
 
 
-def write_adapter_dir(directory, config, tensors):
+def write_adapter_dir(directory: Union[str, Path], config: dict, tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Write config, weights and card, each atomically (a crash never leaves half a file)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise AdapterError(f"cannot save the adapter: '{directory}' exists and is not a folder")
@@ -34,7 +37,7 @@ def write_adapter_dir(directory, config, tensors):
     return directory
 
 
-def read_adapter_dir(directory):
+def read_adapter_dir(directory: Union[str, Path]) -> Tuple[dict, Dict[str, torch.Tensor]]:
     """(config dict, tensors) of an adapter directory, with clear errors for every bad case."""
     directory = Path(directory)
     if not directory.is_dir():

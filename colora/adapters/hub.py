@@ -15,10 +15,12 @@ tensors the owner uses:
 
 Base parameter names never change, so `base_state_dict` is the plain network's state dict.
 """
+from typing import Dict, List, Mapping, Optional
+
 import torch
 from torch import nn
 
-from colora.adapters.base import TUNERS
+from colora.adapters.base import TUNERS, Layers
 from colora.errors import AdapterError
 
 
@@ -62,7 +64,7 @@ class AdapterHub(nn.Module):
             p.requires_grad_(False)
 
     # ---- building ------------------------------------------------------------------------------
-    def add(self, name, layers, model, config):
+    def add(self, name: str, layers: Layers, model: nn.Module, config: dict) -> nn.ModuleDict:
         """Create adapter `name` from {owner path: [tuner spec]} (specs as `Tuner.spec()` gives)."""
         if name in self.adapters:
             raise AdapterError(f"an adapter named '{name}' is already attached; remove it or pick another name")
@@ -119,7 +121,7 @@ class AdapterHub(nn.Module):
                 if pname not in self._slots[path]:
                     self._slots[path][pname] = _Slot(owner._parameters.get(pname))
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         if name not in self.adapters:
             raise AdapterError(f"no adapter named '{name}' is attached")
         if self.active == name:
@@ -130,7 +132,7 @@ class AdapterHub(nn.Module):
         self.__dict__.pop("_plan_cache", None)
 
     # ---- switching ---------------------------------------------------------------------------
-    def activate(self, name):
+    def activate(self, name: Optional[str]) -> None:
         """Make `name` (or None = the plain base) the adapter the model runs; O(1) when unmerged."""
         if name is not None and name not in self.adapters:
             known = ", ".join(self.adapters) or "none"
@@ -144,7 +146,7 @@ class AdapterHub(nn.Module):
         if self.merged:
             self._install_merged(self._paths_of(previous) | self._paths_of(name))
 
-    def set_strength(self, strength):
+    def set_strength(self, strength: float) -> None:
         """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""
         strength = float(strength)
         if not 0.0 <= strength <= 1.0:
@@ -153,12 +155,12 @@ class AdapterHub(nn.Module):
         if self.merged:
             self._install_merged()
 
-    def merge(self):
+    def merge(self) -> None:
         """Precompute the active adapter's tensors for inference (training needs unmerged mode)."""
         self.merged = True
         self._install_merged()
 
-    def unmerge(self):
+    def unmerge(self) -> None:
         """Put every base tensor back (the very objects: exact)."""
         self.merged = False
         for path, slots in self._slots.items():
@@ -273,13 +275,13 @@ class AdapterHub(nn.Module):
         return self
 
     # ---- queries -------------------------------------------------------------------------------
-    def trainable_parameters(self, name=None):
+    def trainable_parameters(self, name: Optional[str] = None) -> List[nn.Parameter]:
         name = name or self.active
         if name not in self.adapters:
             raise AdapterError(f"no adapter named '{name}' is attached")
         return list(self.adapters[name].parameters())
 
-    def state_dict_of(self, name):
+    def state_dict_of(self, name: str) -> Dict[str, torch.Tensor]:
         """The adapter's tensors under peft-style file keys: `<module path>.<tuner tensor name>`."""
         out = {}
         for key, tuners in self.adapters[name].items():
@@ -289,7 +291,7 @@ class AdapterHub(nn.Module):
                     out[f"{path}.{tname}"] = t.detach().clone()
         return out
 
-    def load_state_of(self, name, tensors, source):
+    def load_state_of(self, name: str, tensors: Mapping[str, torch.Tensor], source: object) -> None:
         own = self.state_dict_of(name)
         missing = sorted(set(own) - set(tensors))
         unexpected = sorted(set(tensors) - set(own))
@@ -308,7 +310,7 @@ class AdapterHub(nn.Module):
             self._install_merged()
 
 
-def base_state_dict(model):
+def base_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     """The plain network's state dict (what the base checkpoint holds), whatever is attached."""
     hub = getattr(model, "colora_adapters", None)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("colora_adapters.")}
@@ -323,5 +325,6 @@ def base_state_dict(model):
     return state
 
 
-def count_base(model):
+def count_base(model: nn.Module) -> int:
+    """Floating-point parameters of the base: what trainable percentages are of."""
     return sum(v.numel() for v in base_state_dict(model).values() if v.is_floating_point())

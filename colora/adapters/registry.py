@@ -26,10 +26,10 @@ METHOD_NAMES: Tuple[str, ...] = tuple(_MODULES)
 METHODS: Dict[str, type] = {}  # name -> Method class, filled as the method modules are imported
 
 
-def register_method(name):
+def register_method(name: str):
     """Class decorator: `cls` implements the method `name` of the table above."""
     if name not in _MODULES:
-        raise AssertionError(f"method '{name}' is not in colora.adapters.registry's table")
+        raise ValueError(f"method '{name}' is not in the table of colora/adapters/registry.py; add it there")
 
     def wrap(cls):
         cls.name = name
@@ -38,8 +38,9 @@ def register_method(name):
     return wrap
 
 
-def get_method(name):
-    """The `Method` registered as `name` (a new instance), importing its module if needed."""
+def get_method(name: str):
+    """The `Method` (colora.adapters.base) registered as `name`, a new instance, importing its module
+    on first use."""
     if name not in _MODULES:
         raise AdapterError(f"unknown adapter method '{name}'; choose one of: {', '.join(METHOD_NAMES)}")
     if name not in METHODS:
@@ -47,7 +48,7 @@ def get_method(name):
     return METHODS[name]()
 
 
-def load_all():
+def load_all() -> Dict[str, type]:
     """Import every method module, so every tuner kind an adapter file may name is registered."""
     for module in dict.fromkeys(_MODULES.values()):
         importlib.import_module(module)
