@@ -24,8 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine, table, timeit  # noqa: E402
+from colora.adapters.registry import METHOD_NAMES  # noqa: E402
 
-METHODS = ["colora", "lora", "svdiff", "difffit", "sct", "bitfit", "decoder", "full"]
+METHODS = list(METHOD_NAMES)
 
 
 def base_model():
@@ -55,29 +56,32 @@ def photo_batch(batch, size, seed=0):
 
 
 def colora_ranks(model):
-    """CoLoRA's ranks from a quick FAIG (2 steps, one 64-px photo, theta_t from 3 Adam steps)."""
-    from colora.tuning.allocation import allocate_ranks, rank_pattern
+    """CoLoRA's {layer path: rank} from a quick FAIG (2 steps, one 64-px photo, theta_t from 3 Adam
+    steps), at the budget of 7 % with the extras CoLoRA trains."""
+    from colora.adapters import MethodOpt, get_method
+    from colora.tuning.allocation import allocate_ranks
     from colora.tuning.faig import faig_scores, layer_table
     from colora.tuning.finetune import quick_finetune
 
     lq, gt = photo_batch(1, 64)
     target = quick_finetune(model, [(lq, gt)], 3, 1e-3)
     scores = faig_scores(model, {k: v.clone() for k, v in model.state_dict().items()}, target, [(lq, gt)], steps=2)
-    ranks, _, _ = allocate_ranks(model, layer_table(model, scores), 0.07)
-    return rank_pattern(ranks)
+    extra = get_method("colora").extra_params(model, MethodOpt())
+    ranks, _, _ = allocate_ranks(model, layer_table(model, scores), 0.07, extra)
+    return ranks
 
 
 def attach(model, method, tmp):
     from colora.adapters import attach_adapter
 
-    cfg = {"method": method, "rank": 8}
+    ranks = None
     if method == "colora":
-        pattern_file = Path(tmp) / "colora_ranks.json"
-        if not pattern_file.is_file():
-            pattern_file.write_text(json.dumps(colora_ranks(model)))
-        cfg["rank_pattern"] = json.loads(pattern_file.read_text())
+        ranks_file = Path(tmp) / "colora_ranks.json"
+        if not ranks_file.is_file():
+            ranks_file.write_text(json.dumps(colora_ranks(model)))
+        ranks = json.loads(ranks_file.read_text())
     calib = [photo_batch(2, 64)[0]] if method == "sct" else None
-    return attach_adapter(model, cfg, name=method, calib=calib)
+    return attach_adapter(model, {"method": method, "rank": 8}, name=method, calib=calib, ranks=ranks)
 
 
 def child(method, tmp, steps):

@@ -228,6 +228,8 @@ def cmd_compare(args):
 
 
 def _add_finetune(sub):
+    from colora.adapters.registry import METHOD_NAMES
+
     p = sub.add_parser("finetune", help="fine-tune an adapter for a task (FAIG + CoLoRA by default)")
     _add_opt_args(p, "finetune")
     p.add_argument("--auto_resume", "--auto-resume", action="store_true")
@@ -239,7 +241,7 @@ def _add_finetune(sub):
     p.set_defaults(func=cmd_faig)
     p = sub.add_parser("compare", help="train several adapter methods on the same data and tabulate them")
     _add_opt_args(p, "finetune")
-    p.add_argument("--methods", default="colora,lora,svdiff,difffit,sct,bitfit,decoder,full")
+    p.add_argument("--methods", default=",".join(METHOD_NAMES))
     p.add_argument("--pairs", default="", help="comma-separated training pair counts, e.g. 16,128")
     p.add_argument("--match-budget", action="store_true",
                    help="train lora at the uniform rank that fills adapter.budget (row lora@budget)")

@@ -18,34 +18,12 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-from colora.degradations.prod import ProdSampler
+from colora.adapters.config import AdapterOpt
+from colora.degradations.prod import DegradationsOpt  # noqa: F401  (a section of Options; public here)
 from colora.errors import OptionsError
+from colora.sections import Section, plain
 
 log = logging.getLogger("colora")
-
-
-@dataclass
-class Section:
-    """Base of every options section: strict loading and conversion back to a plain dict."""
-
-    BASICSR_ONLY = frozenset()  # keys accepted with a warning and otherwise ignored
-    CHOICES = {}  # key -> allowed values
-    RANGES = {}  # key -> (lowest, highest) allowed, inclusive; for lists, of each item
-
-    def to_dict(self):
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    def validate(self, where):
-        """Cross-field checks; subclasses extend."""
-        for key, allowed in self.CHOICES.items():
-            value = getattr(self, key)
-            if value is not None and value not in allowed:
-                raise OptionsError(f"{where}.{key} is '{value}'; choose one of: {', '.join(map(str, allowed))}")
-        for key, (lo, hi) in self.RANGES.items():
-            value = getattr(self, key)
-            for v in value if isinstance(value, list) else [] if value is None else [value]:
-                if not lo <= v <= hi:
-                    raise OptionsError(f"{where}.{key} must be between {lo:g} and {hi:g}, got {value!r}")
 
 
 @dataclass
@@ -56,7 +34,7 @@ class NetworkOpt:
     params: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self):
-        return {"type": self.type, **_plain(self.params)}
+        return {"type": self.type, **plain(self.params)}
 
 
 @dataclass
@@ -205,59 +183,6 @@ class LoggerOpt(Section):
 
 
 @dataclass
-class DegradationsOpt(Section):
-    """PROD (paper Sec. 3.1): how many ops per sample, which, and in what order."""
-
-    mode: str = "prod"  # prod: random subset, random order; fixed: fixed order; single: one op
-    k_max: int = 3
-    allow_repeat: bool = False
-    ops: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)  # op -> {prob, ranges} or ~
-    exclude: List[str] = field(default_factory=list)  # ops or tasks held out (e.g. a fine-tuning task)
-    p_clean: float = 0.0  # probability a sample is left clean (lq == gt, empty recipe); 0 = never
-    CHOICES = {"mode": ("prod", "fixed", "single")}
-
-    def validate(self, where):
-        """Build the sampler once, so a bad op name, range or prob fails when the YAML loads."""
-        super().validate(where)
-        ProdSampler(self, where)
-
-
-@dataclass
-class AdapterOpt(Section):
-    """Parameter-efficient fine-tuning (see colora/adapters)."""
-
-    method: str = "colora"
-    name: Optional[str] = None
-    task: Optional[str] = None
-    rank: int = 8
-    alpha: Optional[float] = None  # LoRA scale numerator; default = rank (scale 1)
-    target: List[str] = field(default_factory=list)  # regexes or part names; empty = method default
-    rank_pattern: Dict[str, int] = field(default_factory=dict)
-    budget: float = 0.07  # CoLoRA: trainable fraction of the base
-    match_budget: bool = False  # LoRA: one rank for all layers, chosen so the adapter fills `budget`
-    train_bias: Optional[bool] = None  # None = the method's default (CoLoRA: true, LoRA: false)
-    train_norm: Optional[bool] = None
-    train_layer_scale: Optional[bool] = None
-    train_depthwise: bool = False  # depthwise convs get no LoRA; this tunes them fully instead
-    faig_profile: Optional[str] = None
-    faig_steps: int = 20
-    faig_images: int = 8
-    faig_tune_iter: int = 100
-    sct_channels: Optional[int] = None  # K of SCT; default C_out / 8
-    RANGES = {"rank": (0, 4096), "alpha": (-1e6, 1e6), "faig_steps": (1, 10 ** 5), "faig_images": (1, 10 ** 5),
-              "faig_tune_iter": (0, 10 ** 7), "sct_channels": (1, 4096)}
-    CHOICES = {"method": ("colora", "lora", "svdiff", "difffit", "sct", "bitfit", "decoder", "full")}
-
-    def validate(self, where):
-        super().validate(where)
-        if not 0.0 < self.budget < 1.0:
-            raise OptionsError(f"{where}.budget must be between 0 and 1 (a fraction of the base), got {self.budget}")
-        if self.match_budget and self.method != "lora":
-            raise OptionsError(f"{where}.match_budget picks a uniform LoRA rank, so it needs method: lora "
-                               f"(got {self.method}); remove it or set method: lora")
-
-
-@dataclass
 class Options(Section):
     BASICSR_ONLY = frozenset({"model_type", "scale", "num_gpu", "dist_params", "is_train", "dist",
                               "rank", "world_size", "auto_resume", "find_unused_parameters"})
@@ -374,16 +299,20 @@ def _build(cls, data, where, warnings):
     if not isinstance(data, dict):
         raise OptionsError(f"{where} must be a mapping of keys, got {type(data).__name__} {data!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in ("source", "warnings")]
-    kwargs = {}
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in ("source", "warnings", *cls.FLAT)]
+    flat = {f.name: sub for sub in cls.FLAT for f in dataclasses.fields(hints[sub])}  # key -> its sub-section
+    kwargs, parts = {}, {sub: {} for sub in cls.FLAT}
     for key, value in data.items():
-        if key in names:
+        if key in flat:
+            parts[flat[key]][key] = value
+        elif key in names:
             kwargs[key] = _convert(value, hints[key], f"{where}.{key}" if where != "options" else key,
                                    warnings)
         elif key in cls.BASICSR_ONLY:
             warnings.append(f"ignoring BasicSR-only key '{key}' in {where}")
         else:
-            raise OptionsError(f"unknown key '{key}' in {where}{_closest(key, names)}")
+            raise OptionsError(f"unknown key '{key}' in {where}{_closest(key, names + list(flat))}")
+    kwargs.update({sub: _build(hints[sub], part, where, warnings) for sub, part in parts.items()})
     obj = cls(**kwargs)
     obj.validate(where)
     return obj
@@ -466,14 +395,4 @@ def _scalar(value, hint, where):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise OptionsError(f"{where} must be a string, got {value!r}")
-    return value
-
-
-def _plain(value):
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
     return value

@@ -35,8 +35,8 @@ from skimage import data as skimage_data
 
 from colora import cli
 from colora.tuning import faig
-from colora.adapters import attach_adapter, count_trainable, load_adapter
-from colora.tuning.allocation import allocate_ranks, extra_param_count, layer_shapes, rank_pattern, uniform_rank
+from colora.adapters import MethodOpt, attach_adapter, count_trainable, get_method, load_adapter
+from colora.tuning.allocation import allocate_ranks, layer_shapes, uniform_rank
 from colora.archs import PART_NAMES, build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
 from colora.tuning.compare import compare
@@ -50,6 +50,11 @@ PRESET_NAFNET = {"type": "NAFNet", "width": 16, "middle_blk_num": 1, "enc_blk_nu
                  "dec_blk_nums": [1, 1, 1, 1]}
 CATEGORIES = {"weight", "depthwise", "bias", "norm", "scale"}
 ONE_LAYER = "encoders.1.0.conv4"  # the layer whose weights theta_t changes in the one-layer tests
+
+
+def extra_params(method, model, **flags):
+    """The parameters `method` trains besides its LoRA under these flags (Method.trained_extras)."""
+    return get_method(method).extra_params(model, MethodOpt(**flags))
 
 
 def tiny_sets(root, base):
@@ -370,10 +375,10 @@ def test_allocation_meets_the_budget_and_counts_like_the_adapter(preset_model, b
     model = copy.deepcopy(preset_model)
     base_params = sum(p.numel() for p in model.parameters())
     shapes = layer_shapes(model)
-    ranks, table, total = allocate_ranks(model, random_profile(model), budget)
+    ranks, table, total = allocate_ranks(model, random_profile(model), budget, extra_params("colora", model))
     assert abs(total - budget * base_params) <= 0.01 * budget * base_params
     assert set(ranks) == set(shapes) and [r["name"] for r in table] == list(shapes)
-    extra = extra_param_count(model, {})
+    extra = extra_params("colora", model)
     assert total == extra + sum(r["params"] for r in table)
     for r in table:
         d, k = shapes[r["name"]]
@@ -383,7 +388,7 @@ def test_allocation_meets_the_budget_and_counts_like_the_adapter(preset_model, b
         assert r["rank"] <= round(0.5 * d * k / (d + k))
     assert len({r["rank"] for r in table}) > 2  # the scores shape the ranks
     # the adapter CoLoRA attaches with these ranks trains exactly what the allocation counted
-    attach_adapter(model, {"method": "colora", "rank_pattern": rank_pattern(ranks)}, name="t")
+    attach_adapter(model, {"method": "colora"}, name="t", ranks=ranks)
     n, pct = count_trainable(model)
     assert n == total
     assert pct == pytest.approx(100 * total / base_params)
@@ -400,7 +405,7 @@ def test_uniform_lora_rank_is_the_one_nearest_the_budget(preset_model, budget):
         attach_adapter(model, {"method": "lora", "rank": rank}, name="t")
         return count_trainable(model)[0]
 
-    r = uniform_rank(preset_model, budget, {"method": "lora"})
+    r = uniform_rank(preset_model, budget, extra_params("lora", preset_model))
     gaps = [abs(trainable(q) - budget * base_params) for q in (r - 1, r, r + 1) if q >= 1]
     assert abs(trainable(r) - budget * base_params) == min(gaps)
     assert trainable(r) < trainable(r + 1)  # not clamped flat: the rank still buys parameters
@@ -410,8 +415,8 @@ def test_uniform_lora_rank_is_the_one_nearest_the_budget(preset_model, budget):
                                  {"train_depthwise": True}])
 def test_allocation_counts_the_extras_each_setting_trains(preset_model, cfg):
     model = copy.deepcopy(preset_model)
-    ranks, _, total = allocate_ranks(model, random_profile(model, seed=3), 0.07, cfg)
-    attach_adapter(model, {"method": "colora", "rank_pattern": rank_pattern(ranks), **cfg}, name="t")
+    ranks, _, total = allocate_ranks(model, random_profile(model, seed=3), 0.07, extra_params("colora", model, **cfg))
+    attach_adapter(model, {"method": "colora", **cfg}, name="t", ranks=ranks)
     assert count_trainable(model)[0] == total
     base_params = sum(p.numel() for p in preset_model.parameters())
     assert abs(total - 0.07 * base_params) <= 0.01 * 0.07 * base_params
@@ -421,7 +426,7 @@ def test_allocation_counts_the_extras_each_setting_trains(preset_model, cfg):
 def test_ranks_are_monotone_in_score_among_layers_of_one_shape(preset_model, seed):
     shapes = layer_shapes(preset_model)
     rows = random_profile(preset_model, seed=seed)
-    ranks, _, _ = allocate_ranks(preset_model, rows, 0.07)
+    ranks, _, _ = allocate_ranks(preset_model, rows, 0.07, extra_params("colora", preset_model))
     score = {r["name"]: r["score"] for r in rows}
     groups = {}
     for p, shape in shapes.items():
@@ -439,19 +444,20 @@ def test_allocation_of_a_flat_profile_meets_the_budget(preset_model):
     """All scores equal (e.g. theta_t == theta_b): every layer gets the same fraction."""
     rows = [{"name": p, "score": 0.0} for p in layer_shapes(preset_model)]
     base_params = sum(p.numel() for p in preset_model.parameters())
-    _, table, total = allocate_ranks(preset_model, rows, 0.07)
+    _, table, total = allocate_ranks(preset_model, rows, 0.07, extra_params("colora", preset_model))
     assert abs(total - 0.07 * base_params) <= 0.01 * 0.07 * base_params
 
 
 def test_budget_too_small_for_the_extras_is_a_clear_error(preset_model):
-    extra = extra_param_count(preset_model, {})
+    extra = extra_params("colora", preset_model)
     base_params = sum(p.numel() for p in preset_model.parameters())
     with pytest.raises(ColoraError, match="raise the budget") as info:
-        allocate_ranks(preset_model, random_profile(preset_model), 0.5 * extra / base_params)
+        allocate_ranks(preset_model, random_profile(preset_model), 0.5 * extra / base_params, extra)
     assert "train_bias" in str(info.value) and "\n" not in str(info.value)
     # without the extras the same budget is fine
     off = {"train_bias": False, "train_norm": False, "train_layer_scale": False}
-    _, _, total = allocate_ranks(preset_model, random_profile(preset_model), 0.5 * extra / base_params, off)
+    _, _, total = allocate_ranks(preset_model, random_profile(preset_model), 0.5 * extra / base_params,
+                                 extra_params("colora", preset_model, **off))
     assert abs(total - 0.5 * extra) <= 0.01 * 0.5 * extra
 
 
@@ -459,15 +465,15 @@ def test_budget_beyond_what_colora_can_train_is_a_clear_error(preset_model):
     """delta_max = 0.5 caps each layer's trainable fraction: a budget of 0.6 cannot be met, and the
     allocation says so rather than returning a smaller adapter than asked."""
     with pytest.raises(ColoraError, match=r"adapter\.budget 0\.6 cannot be met: .*delta_max.*lower the budget"):
-        allocate_ranks(preset_model, random_profile(preset_model), 0.6)
+        allocate_ranks(preset_model, random_profile(preset_model), 0.6, extra_params("colora", preset_model))
 
 
 def test_profile_missing_layers_is_a_clear_error(preset_model):
     with pytest.raises(ColoraError, match=r"no score for 1 layers .*'middle_blks\.0\.conv4'.*rerun colora faig"):
-        allocate_ranks(preset_model, random_profile(preset_model, drop="middle_blks.0.conv4"), 0.07)
+        allocate_ranks(preset_model, random_profile(preset_model, drop="middle_blks.0.conv4"), 0.07, 0)
     tiny_rows = random_profile(tiny_model())  # a profile of another architecture
     with pytest.raises(ColoraError, match="another architecture"):
-        allocate_ranks(preset_model, tiny_rows, 0.07)
+        allocate_ranks(preset_model, tiny_rows, 0.07, 0)
 
 
 # ---- colora finetune end to end ------------------------------------------------------------------
@@ -557,7 +563,7 @@ def test_compare_writes_one_row_per_method_and_reruns_only_missing_cells(backgro
     # the CoLoRA cell reused the saved profile (no FAIG of its own) and allocated ranks from it
     profile = json.loads(work["profile"].read_text())
     config = json.loads((folder / "colora" / "adapter" / "adapter_config.json").read_text())
-    ranks, _, _ = allocate_ranks(tiny_model(), profile["layers"], 0.07)
+    ranks, _, _ = allocate_ranks(tiny_model(), profile["layers"], 0.07, extra_params("colora", tiny_model()))
     assert config["allocation"] == ranks
     assert json.loads((folder / "colora" / "adapter" / "faig.json").read_text()) == profile
     assert plotted(folder / "colora" / "adapter" / "faig.png")
@@ -569,7 +575,8 @@ def test_compare_writes_one_row_per_method_and_reruns_only_missing_cells(backgro
     table = [ln.split("|")[1].strip() for ln in out.splitlines() if ln.startswith("| ")]
     assert table == ["method", "colora", "lora@budget"]
     settings = json.loads((folder / "lora@budget" / "adapter" / "adapter_config.json").read_text())["settings"]
-    assert settings["rank"] == uniform_rank(tiny_model(), 0.07, {"method": "lora"}) and settings["match_budget"]
+    assert settings["rank"] == uniform_rank(tiny_model(), 0.07, extra_params("lora", tiny_model()))
+    assert settings["match_budget"]
     assert (folder / "results.jsonl").read_text().startswith(results)  # the rank-8 lora row is kept
 
 

@@ -147,3 +147,18 @@ def test_the_walk_sees_lazy_relative_and_submodule_imports(tmp_path):
     assert describe(graph, circle) == "pkg.a (line 4) -> pkg.b (line 1) -> pkg.c (line 1) -> pkg.a"
     (pkg / "c.py").write_text("import pkg.c\n_secret = 1\n")  # the circle broken, a module importing itself
     assert circles(import_graph(pkg)[0]) == [(["pkg.c"], ["pkg.c", "pkg.c"])]
+
+
+def test_every_module_reads_in_one_sitting():
+    """No module over 400 lines (issue 17: files you can read in one sitting)."""
+    long = {name: n for name, path in module_files(PACKAGE).items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"
+
+
+def test_every_package_folder_is_a_package():
+    """A folder of modules without __init__.py is a namespace package: it imports, but a wheel
+    built with plain find_packages drops it (colora/tuning and colora/training once were)."""
+    missing = [str(d.relative_to(PACKAGE)) for d in PACKAGE.rglob("*") if d.is_dir()
+               and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
+    assert not missing, f"folders of modules without __init__.py: {missing}"

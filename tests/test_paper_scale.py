@@ -41,7 +41,7 @@ def test_paper_presets_carry_the_papers_settings():
             opts = load_options(PAPER / "finetune" / f"{arch}_{task}.yml")
             train, val = opts.datasets["train"], opts.datasets["val"]
             assert opts.network_g == base.network_g and opts.adapter.task == task
-            assert (opts.adapter.method, opts.adapter.budget, train.num_pairs) == ("colora", 0.07, 128)
+            assert (opts.adapter.method, opts.adapter.allocation.budget, train.num_pairs) == ("colora", 0.07, 128)
             assert train.type == val.type == kind and train.subset == val.subset == subset
             assert kind in BENCHMARKS and opts.train.cudnn_benchmark and opts.train.channels_last
 

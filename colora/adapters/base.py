@@ -1,43 +1,31 @@
-"""The adapter interface: one frozen base, several named adapters, swapped in place.
+"""What a method module defines -- tuners (per layer) and a method (per model) -- and the targeting
+helpers they share.
 
-Every method (LoRA, SVDiff, DiffFit, SCT, bias/norm/full deltas) is a `Tuner`: a small module tied
-to one base module (its *owner*, e.g. a Conv2d or a NAFBlock) that returns additive deltas for some
-of the owner's tensors (`weight`, `bias`, `beta`, ...). The `AdapterHub` (registered on the model
-as `colora_adapters`, so `.to()`, DDP and optimizers see the tuners) turns those deltas into the
-tensors the owner uses:
-
-* unmerged (training) mode: a forward pre-hook installs `base + strength * delta` in the owner for
-  the duration of its forward only -- one conv with W + s*B*A instead of a conv plus a LoRA branch,
-  no copy of the base kept, and gradients flow to the tuner only (the base is frozen);
-* merged (inference) mode: the effective tensors are computed once into per-slot buffers and
-  installed; the base tensors are kept aside untouched, so unmerge is exact and A -> B -> A gives
-  A's outputs bit for bit.
-
-Base parameter names never change, so `base_state_dict` is the plain network's state dict.
+A `Tuner` is the trainable part of one adapter on one base module (its *owner*, e.g. a Conv2d or a
+NAFBlock): it returns additive deltas for some of the owner's tensors (`weight`, `bias`, `beta`,
+...), which colora.adapters.hub installs. A `Method` (LoRA, SVDiff, ...) decides which tuners go on
+which layers of a model (`layers`), which extras -- biases, norms, layer scales, depthwise convs --
+it trains besides (`trained_extras`), and what a fine-tuning run prepares for it from the task data
+before the adapter is attached (`prepare`).
 """
 import math
 import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Protocol, Set, Tuple
 
 import torch
 from torch import nn
 
+from colora.adapters.config import AdapterOpt, MethodOpt
 from colora.errors import AdapterError
 
+Layers = Dict[str, List[dict]]  # owner path -> tuner specs (Tuner.spec()): adapter_config.json's `layers`
 TUNERS = {}  # kind -> Tuner class (filled by the method modules)
-METHODS = {}  # method name -> function(model, config, calib) -> {owner_path: [tuner specs]}
 
 
 def register_tuner(cls):
     TUNERS[cls.kind] = cls
     return cls
-
-
-def register_method(*names):
-    def wrap(fn):
-        for name in names:
-            METHODS[name] = fn
-        return fn
-    return wrap
 
 
 class Tuner(nn.Module):
@@ -79,309 +67,77 @@ class Tuner(nn.Module):
         return None
 
 
-class _Slot:
-    """One base tensor an adapter may change: the base object and the merged buffer."""
-
-    __slots__ = ("base", "merged")
-
-    def __init__(self, base):
-        self.base, self.merged = base, None
+# ---- methods ------------------------------------------------------------------------------------
+EXTRA_FLAGS = {"bias": "train_bias", "norm": "train_norm", "scale": "train_layer_scale",
+               "depthwise": "train_depthwise"}  # extra (a classify_parameters category) -> its flag
 
 
-class _HubHook:
-    """An owner's forward (pre-)hook. It holds the hub as an attribute rather than closing over it,
-    so `copy.deepcopy(model)` (an EMA copy) gets hooks that drive the copy's own hub."""
+@dataclass
+class Preparation:
+    """What `Method.prepare` hands back to a fine-tuning run: the adapter config to attach (maybe
+    with a rank chosen for the budget), per-layer ranks, calibration inputs, and the rank table to
+    record beside the adapter."""
 
-    def __init__(self, hub, method, path):
-        self.hub, self.method, self.path = hub, method, path
-
-    def __call__(self, module, args, *output):
-        getattr(self.hub, self.method)(self.path, module)
-
-
-def _escape(path):
-    return path.replace(".", "__")
+    adapter: AdapterOpt
+    ranks: Optional[Dict[str, int]] = None  # {layer path: LoRA rank}
+    calib: Optional[List[torch.Tensor]] = None
+    table: Optional[List[dict]] = None
 
 
-class AdapterHub(nn.Module):
-    """Holds the named adapters of one model and decides which tensors its modules see."""
+class TaskRun(Protocol):
+    """What a fine-tuning run offers `Method.prepare` (colora.tuning.finetune.FinetuneRun): the
+    model and adapter config, and the task-driven choices that colora.tuning makes."""
 
-    def __init__(self, model):
-        super().__init__()
-        self.adapters = nn.ModuleDict()  # name -> ModuleDict(escaped owner path -> ModuleList of tuners)
-        self.configs = {}  # name -> resolved config dict (what adapter_config.json records)
-        self.active, self.strength, self.merged = None, 1.0, False
-        self._owners = {}  # owner path -> module (a plain dict: not registered, no cycle in modules())
-        self._slots = {}  # owner path -> {param name: _Slot}
-        self._hooks = []
-        self._base_sha256 = None
-        for p in model.parameters():
-            p.requires_grad_(False)
+    model: nn.Module
+    adapter: AdapterOpt
 
-    # ---- building ------------------------------------------------------------------------------
-    def add(self, name, layers, model, config):
-        """Create adapter `name` from {owner path: [tuner spec]} (specs as `Tuner.spec()` gives)."""
-        if name in self.adapters:
-            raise AdapterError(f"an adapter named '{name}' is already attached; remove it or pick another name")
+    def inputs(self, count: int) -> List[torch.Tensor]:
+        """`count` task input images, in batches (calibration)."""
+
+    def allocate_ranks(self, extra: int) -> Tuple[Dict[str, int], List[dict]]:
+        """CoLoRA's {layer path: rank} from the task's FAIG profile, filling adapter.budget with
+        `extra` parameters trained besides LoRA; and the rank table."""
+
+    def uniform_rank(self, extra: int) -> int:
+        """The one LoRA rank whose adapter, with `extra` parameters besides, fills adapter.budget."""
+
+
+class Method:
+    """One adapter method: which tuners it puts on which layers. Registered by name
+    (colora.adapters.registry); subclasses implement `layers` and set `extras`."""
+
+    name = ""  # set by register_method
+    # extras the method may train besides its own tuners -> whether it does when the flag is unset
+    extras: Dict[str, bool] = {}
+    ranked = False  # whether the method has per-layer LoRA ranks (`ranks` of `layers`)
+
+    def layers(self, model: nn.Module, settings: MethodOpt, calib: Optional[List[torch.Tensor]] = None,
+               ranks: Optional[Dict[str, int]] = None) -> Layers:
+        """{owner path: [tuner spec]} of this method on `model`. `calib`: task inputs (SCT);
+        `ranks`: {layer path: rank} over `settings.rank` and `settings.rank_pattern` (ranked methods)."""
+        raise NotImplementedError
+
+    def trained_extras(self, settings: MethodOpt) -> Set[str]:
+        """The extras this config trains: each one the method offers, where its flag says so, else
+        the method's default. The one rule: the adapter's layers, CoLoRA's allocation and LoRA's
+        budget-filling rank all count what this returns."""
+        flags = {extra: getattr(settings, flag) for extra, flag in EXTRA_FLAGS.items()}
+        return {extra for extra, default in self.extras.items() if (default if flags[extra] is None else flags[extra])}
+
+    def extra_specs(self, model: nn.Module, settings: MethodOpt) -> Layers:
+        """Delta tuners on every tensor of the extras this config trains."""
+        return delta_specs(model, self.trained_extras(settings))
+
+    def extra_params(self, model: nn.Module, settings: MethodOpt) -> int:
+        """How many parameters those extras are (what a budget must leave room for)."""
         modules = dict(model.named_modules())
-        self._check_specs(name, layers, modules)
-        group = nn.ModuleDict()
-        for path, specs in layers.items():
-            owner = modules[path]
-            tuners = nn.ModuleList()
-            for spec in specs:
-                spec = dict(spec)
-                kind = spec.pop("kind")
-                tuners.append(TUNERS[kind](owner, **spec))
-            group[_escape(path)] = tuners
-            self._track(path, owner, tuners)
-        ref = next((p for p in model.parameters()), None)
-        if ref is not None:
-            group.to(device=ref.device)
-        for p in group.parameters():
-            p.requires_grad_(False)  # until activated (DDP rejects parameters that get no grad)
-        self.adapters[name] = group
-        self.__dict__.pop("_plan_cache", None)  # a new slot may have appeared on a shared owner
-        self.configs[name] = dict(config, layers={p: [t.spec() for t in self._tuners(name, p)] for p in layers})
-        return group
+        return sum(getattr(modules[path], p).numel() for path, specs in self.extra_specs(model, settings).items()
+                   for p in specs[0]["params"])
 
-    @staticmethod
-    def _check_specs(name, layers, modules):
-        """Every layer and tuner spec well-formed and fitting its layer, before any is built."""
-        if not isinstance(layers, dict):
-            raise AdapterError(f"adapter '{name}': 'layers' must map layer paths to tuner lists, "
-                               f"not a {type(layers).__name__}")
-        for path, specs in layers.items():
-            if path not in modules:
-                raise AdapterError(f"adapter '{name}' targets '{path}', which this model does not have")
-            if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
-                raise AdapterError(f"adapter '{name}': layer '{path}' must list tuner settings (mappings)")
-            for spec in specs:
-                kind = spec.get("kind")
-                if not isinstance(kind, str) or kind not in TUNERS:
-                    raise AdapterError(f"adapter '{name}' uses an unknown tuner kind {kind!r} on '{path}'")
-                settings = {k: v for k, v in spec.items() if k != "kind"}
-                reason = TUNERS[kind].check(modules[path], settings)
-                if reason:
-                    raise AdapterError(f"adapter '{name}' does not fit layer '{path}': {kind} {reason}")
-
-    def _track(self, path, owner, tuners):
-        if path not in self._owners:
-            self._owners[path] = owner
-            self._slots[path] = {}
-            self._hooks.append(owner.register_forward_pre_hook(self._make_pre_hook(path)))
-            self._hooks.append(owner.register_forward_hook(self._make_post_hook(path), always_call=True))
-        for tuner in tuners:
-            for pname in tuner.touches:
-                if pname not in self._slots[path]:
-                    self._slots[path][pname] = _Slot(owner._parameters.get(pname))
-
-    def remove(self, name):
-        if name not in self.adapters:
-            raise AdapterError(f"no adapter named '{name}' is attached")
-        if self.active == name:
-            self.activate(None)
-        del self.adapters[name]
-        del self.configs[name]
-        self.__dict__.get("_param_cache", {}).pop(name, None)
-        self.__dict__.pop("_plan_cache", None)
-
-    # ---- switching ---------------------------------------------------------------------------
-    def activate(self, name):
-        """Make `name` (or None = the plain base) the adapter the model runs; O(1) when unmerged."""
-        if name is not None and name not in self.adapters:
-            known = ", ".join(self.adapters) or "none"
-            raise AdapterError(f"no adapter named '{name}' is attached (attached: {known})")
-        previous, self.active = self.active, name
-        # Only the active adapter's tensors require grad (DDP rejects unused ones); touching just
-        # the two adapters that change keeps a switch O(size of those two).
-        for other in {previous, name} - {None}:
-            for p in self._params_of(other):
-                p.requires_grad_(other == name)
-        if self.merged:
-            self._install_merged(self._paths_of(previous) | self._paths_of(name))
-
-    def set_strength(self, strength):
-        """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""
-        strength = float(strength)
-        if not 0.0 <= strength <= 1.0:
-            raise AdapterError(f"strength must be between 0 and 1, got {strength}")
-        self.strength = strength
-        if self.merged:
-            self._install_merged()
-
-    def merge(self):
-        """Precompute the active adapter's tensors for inference (training needs unmerged mode)."""
-        self.merged = True
-        self._install_merged()
-
-    def unmerge(self):
-        """Put every base tensor back (the very objects: exact)."""
-        self.merged = False
-        for path, slots in self._slots.items():
-            for pname, slot in slots.items():
-                self._owners[path]._parameters[pname] = slot.base
-
-    def _params_of(self, name):
-        """The adapter's parameters, listed once (walking the module tree costs ms on big nets)."""
-        cache = self.__dict__.setdefault("_param_cache", {})
-        if name not in cache:
-            cache[name] = list(self.adapters[name].parameters())
-        return cache[name]
-
-    def _paths_of(self, name):
-        """Owner paths an adapter touches (None: none)."""
-        if name is None or name not in self.adapters:
-            return set()
-        return {key.replace("__", ".") for key in self.adapters[name].keys()}
-
-    @torch.no_grad()
-    def _install_merged(self, paths=None):
-        """Install merged tensors of the active adapter on `paths` (default: every tracked owner),
-        each written straight into its slot's buffer by the tuner (one pass, no temporaries); the
-        same arithmetic every time, so A -> B -> A gives A's tensors bit for bit."""
-        written = set()
-        for owner, pname, slot, bases, touching in self._merge_plan(self.active):
-            if slot.merged is None:
-                like = slot.base if slot.base is not None else touching[0].deltas(bases)[pname]
-                slot.merged = nn.Parameter(torch.empty_like(like), requires_grad=False)
-            touching[0].write_merged(slot.merged.data, pname, bases, self.strength)
-            for tuner in touching[1:]:  # rare: two tuners on one tensor
-                slot.merged.data.add_(tuner.deltas(bases)[pname].to(slot.merged.dtype), alpha=self.strength)
-            owner._parameters[pname] = slot.merged
-            written.add(id(slot))
-        for path in self._slots if paths is None else paths:
-            for pname, slot in self._slots[path].items():
-                if id(slot) not in written:
-                    self._owners[path]._parameters[pname] = slot.base
-
-    def _merge_plan(self, name):
-        """[(owner, param name, slot, base tensors, tuners)] an adapter merges, listed once (a swap
-        then spends its time writing tensors, not walking modules)."""
-        if name is None:
-            return []
-        cache = self.__dict__.setdefault("_plan_cache", {})
-        if name not in cache:
-            plan = []
-            for path in sorted(self._paths_of(name)):
-                tuners, slots = self._tuners(name, path), self._slots[path]
-                bases = {pname: slot.base for pname, slot in slots.items()}
-                for pname, slot in slots.items():
-                    # a tensor the base lacks (bias=False) is merged only where a tuner makes it
-                    touching = [t for t in tuners if pname in t.touches
-                                and (slot.base is not None or pname in t.deltas(bases))]
-                    if touching:
-                        plan.append((self._owners[path], pname, slot, bases, touching))
-            cache[name] = plan
-        return cache[name]
-
-    # ---- forward mechanics ---------------------------------------------------------------------
-    def _tuners(self, name, path):
-        group = self.adapters[name]
-        key = _escape(path)
-        return group[key] if key in group else ()
-
-    def _deltas(self, path, tuners):
-        """{param name: summed delta of `tuners`} for one owner."""
-        base = {pname: slot.base for pname, slot in self._slots[path].items()}
-        total = {}
-        for tuner in tuners:
-            for pname, delta in tuner.deltas(base).items():
-                total[pname] = delta if pname not in total else total[pname] + delta
-        return total
-
-    def _effective(self, path, tuners):
-        base = {pname: slot.base for pname, slot in self._slots[path].items()}
-        total = self._deltas(path, tuners)
-        out = {}
-        for pname, delta in total.items():
-            b = base[pname]
-            scaled = delta if self.strength == 1.0 else delta * self.strength
-            out[pname] = scaled if b is None else b + scaled
-        return out
-
-    def _make_pre_hook(self, path):
-        return _HubHook(self, "_pre_hook", path)
-
-    def _make_post_hook(self, path):
-        return _HubHook(self, "_post_hook", path)
-
-    def _pre_hook(self, path, module):
-        if self.merged or self.active is None:
-            return
-        tuners = self._tuners(self.active, path)
-        if tuners:
-            module._parameters.update(self._effective(path, tuners))
-
-    def _post_hook(self, path, module):
-        if not self.merged:
-            for pname, slot in self._slots[path].items():
-                module._parameters[pname] = slot.base
-
-    def _apply(self, fn, recurse=True):
-        """Device / dtype / memory-format moves also reach base tensors kept aside while merged."""
-        super()._apply(fn, recurse)
-        if self.merged:
-            with torch.no_grad():
-                for slots in self._slots.values():
-                    for slot in slots.values():
-                        if slot.base is not None:
-                            slot.base.data = fn(slot.base)
-        return self
-
-    # ---- queries -------------------------------------------------------------------------------
-    def trainable_parameters(self, name=None):
-        name = name or self.active
-        if name not in self.adapters:
-            raise AdapterError(f"no adapter named '{name}' is attached")
-        return list(self.adapters[name].parameters())
-
-    def state_dict_of(self, name):
-        """The adapter's tensors under peft-style file keys: `<module path>.<tuner tensor name>`."""
-        out = {}
-        for key, tuners in self.adapters[name].items():
-            path = key.replace("__", ".")
-            for tuner in tuners:
-                for tname, t in tuner.state_dict().items():
-                    out[f"{path}.{tname}"] = t.detach().clone()
-        return out
-
-    def load_state_of(self, name, tensors, source):
-        own = self.state_dict_of(name)
-        missing = sorted(set(own) - set(tensors))
-        unexpected = sorted(set(tensors) - set(own))
-        bad = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
-        if missing or unexpected or bad:
-            what = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
-                    else f"shape of {bad[0]} is {list(tensors[bad[0]].shape)}, expected {list(own[bad[0]].shape)}")
-            raise AdapterError(f"adapter file '{source}' does not match its config: {what}")
-        with torch.no_grad():
-            for key, tuners in self.adapters[name].items():
-                path = key.replace("__", ".")
-                for tuner in tuners:
-                    for tname, t in tuner.state_dict(keep_vars=True).items():
-                        t.copy_(tensors[f"{path}.{tname}"])
-        if self.merged and self.active == name:
-            self._install_merged()
-
-
-def base_state_dict(model):
-    """The plain network's state dict (what the base checkpoint holds), whatever is attached."""
-    hub = getattr(model, "colora_adapters", None)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("colora_adapters.")}
-    if hub is not None:
-        for path, slots in hub._slots.items():
-            for pname, slot in slots.items():
-                key = f"{path}.{pname}" if path else pname
-                if slot.base is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = slot.base.detach()
-    return state
-
-
-def count_base(model):
-    return sum(v.numel() for v in base_state_dict(model).values() if v.is_floating_point())
+    def prepare(self, run: TaskRun) -> Preparation:
+        """The hook a fine-tuning run calls before attaching the adapter. Default: nothing to
+        prepare (the config is attached as it is)."""
+        return Preparation(run.adapter)
 
 
 # ---- targeting ----------------------------------------------------------------------------------
@@ -404,11 +160,14 @@ def select(model, targets, candidates, what="target"):
     an error listing near names, never silently ignored (peft's rank_pattern pitfall)."""
     if not targets:
         return list(candidates)
-    parts = getattr(model, "PARTS", {})
+    from colora.archs.contract import PART_NAMES, Architecture
+
+    arch = model if isinstance(model, Architecture) else None  # parts come from the arch contract
+    parts = PART_NAMES if arch is not None else ()
     chosen = []
     for target in targets:
         try:
-            hits = [p for p in candidates if (re.search(parts[target], p) if target in parts
+            hits = [p for p in candidates if (arch.part_of(p) == target if target in parts
                                               else pattern_matches(target, p))]
         except re.error as exc:
             raise AdapterError(f"{what} '{target}' is not a valid regular expression: {exc}") from None
@@ -425,17 +184,24 @@ def near_names(target, candidates, parts):
     near = difflib.get_close_matches(target, leaves, n=3, cutoff=0.4)
     if near:
         return "did you mean " + " or ".join(f"'{n}'" for n in near) + "?"
-    return f"part names are {', '.join(parts)}; layer names look like '{candidates[0] if candidates else ''}'"
+    example = f"layer names look like '{candidates[0] if candidates else ''}'"
+    return f"part names are {', '.join(parts)}; {example}" if parts else example
 
 
-def resolve_ranks(model, paths, default, rank_pattern):
-    """Per-layer rank: `rank_pattern` (pattern -> rank, later patterns win) over `default`."""
-    ranks = {p: default for p in paths}
+def resolve_ranks(model, paths, default, rank_pattern, ranks=None):
+    """Per-layer rank of the layers `paths`: `default`, then `rank_pattern` (peft's: pattern ->
+    rank, later patterns win), then `ranks` ({layer path: rank}, e.g. CoLoRA's allocation), which
+    names layers by their exact paths, so it is looked up, never matched as a pattern."""
+    out = {p: default for p in paths}
     for pattern, rank in (rank_pattern or {}).items():
-        hits = select(model, [pattern], paths, what="rank_pattern key")
-        for h in hits:
-            ranks[h] = int(rank)
-    return ranks
+        for hit in select(model, [pattern], paths, what="rank_pattern key"):
+            out[hit] = int(rank)
+    for path, rank in (ranks or {}).items():
+        if path not in out:
+            raise AdapterError(f"ranks name '{path}', which is not among the adapted layers; "
+                               f"{near_names(path, list(paths), ())}")
+        out[path] = int(rank)
+    return out
 
 
 def is_depthwise(module):

@@ -10,8 +10,8 @@ intact, the adapter file holds only what changed, and strength / swap / merge wo
 import torch
 from torch import nn
 
-from colora.adapters.base import (Tuner, classify_parameters, iter_base_modules, register_method,
-                                  register_tuner, select)
+from colora.adapters.base import Method, Tuner, classify_parameters, iter_base_modules, register_tuner, select
+from colora.adapters.registry import register_method
 
 
 @register_tuner
@@ -44,17 +44,26 @@ def _specs(pairs):
 
 
 @register_method("bitfit")
-def bitfit_layers(model, cfg, calib=None):
-    return _specs((path, p) for path, p, _ in classify_parameters(model) if p == "bias")
+class BitFit(Method):
+    """Every bias, norm biases included (Ben Zaken et al., ACL 2022)."""
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        return _specs((path, p) for path, p, _ in classify_parameters(model) if p == "bias")
 
 
 @register_method("decoder")
-def decoder_layers(model, cfg, calib=None):
-    owners = [p for p, m in iter_base_modules(model) if any(True for _ in m.parameters(recurse=False))]
-    chosen = set(select(model, cfg["target"] or ["decoder", "ending"], owners))
-    return _specs((path, p) for path, p, _ in classify_parameters(model) if path in chosen)
+class Decoder(Method):
+    """Every tensor of the `target` parts (default: the decoder and the output layer)."""
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        owners = [p for p, m in iter_base_modules(model) if any(True for _ in m.parameters(recurse=False))]
+        chosen = set(select(model, settings.target or ["decoder", "ending"], owners))
+        return _specs((path, p) for path, p, _ in classify_parameters(model) if path in chosen)
 
 
 @register_method("full")
-def full_layers(model, cfg, calib=None):
-    return _specs((path, p) for path, p, _ in classify_parameters(model))
+class Full(Method):
+    """Every tensor of the network: full fine-tuning, kept as deltas on a frozen base."""
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        return _specs((path, p) for path, p, _ in classify_parameters(model))

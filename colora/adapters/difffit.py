@@ -8,8 +8,8 @@ them too). DiffFit wants a learning rate ~10x pre-training's.
 import torch
 from torch import nn
 
-from colora.adapters.base import (Tuner, adaptable_layers, delta_specs, merge_specs, register_method,
-                                  register_tuner, select)
+from colora.adapters.base import Method, Tuner, adaptable_layers, merge_specs, register_tuner, select
+from colora.adapters.registry import register_method
 
 
 @register_tuner
@@ -33,7 +33,12 @@ class DiffFitTuner(Tuner):
 
 
 @register_method("difffit")
-def difffit_layers(model, cfg, calib=None):
-    paths = select(model, cfg["target"], adaptable_layers(model, depthwise=True))
-    norms = delta_specs(model, {"norm"}) if cfg["train_norm"] is not False else {}
-    return merge_specs({p: [{"kind": "difffit"}] for p in paths}, norms)
+class DiffFit(Method):
+    """Scales and biases on every targeted conv/linear layer, and the norm affines unless
+    `train_norm: false` (its own biases make `train_bias` moot)."""
+
+    extras = {"norm": True}
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        paths = select(model, settings.target, adaptable_layers(model, depthwise=True))
+        return merge_specs({p: [{"kind": "difffit"}] for p in paths}, self.extra_specs(model, settings))

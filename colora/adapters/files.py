@@ -6,19 +6,22 @@ architecture and the sha256 of the frozen base weights: loading onto another bas
 """
 import json
 from pathlib import Path
+from typing import Dict, Mapping, Tuple, Union
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from colora import __version__
-from colora.adapters.base import METHODS
+from colora.adapters.registry import METHOD_NAMES
 from colora.errors import AdapterError
 from colora.fileio import atomic_path, atomic_write_text
 
 CONFIG, WEIGHTS, CARD = "adapter_config.json", "adapter_model.safetensors", "README.md"
 
 
-def write_adapter_dir(directory, config, tensors):
+def write_adapter_dir(directory: Union[str, Path], config: dict, tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Write config, weights and card, each atomically (a crash never leaves half a file)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise AdapterError(f"cannot save the adapter: '{directory}' exists and is not a folder")
@@ -34,7 +37,7 @@ def write_adapter_dir(directory, config, tensors):
     return directory
 
 
-def read_adapter_dir(directory):
+def read_adapter_dir(directory: Union[str, Path]) -> Tuple[dict, Dict[str, torch.Tensor]]:
     """(config dict, tensors) of an adapter directory, with clear errors for every bad case."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -50,9 +53,9 @@ def read_adapter_dir(directory):
     if not isinstance(config, dict) or "method" not in config or "layers" not in config:
         raise AdapterError(f"adapter config '{cfg_path}' lacks 'method' or 'layers'; it was not written by colora")
     check_config(config, cfg_path)
-    if config["method"] not in METHODS:
+    if config["method"] not in METHOD_NAMES:
         raise AdapterError(f"adapter '{directory}' uses method '{config['method']}', which this colora "
-                           f"does not know (known: {', '.join(sorted(METHODS))})")
+                           f"does not know (known: {', '.join(sorted(METHOD_NAMES))})")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:

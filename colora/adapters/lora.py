@@ -9,13 +9,15 @@ the activations the backward walks through; forming the weight costs one small m
 Depthwise and grouped convs get no LoRA: their weight is C_out x k*k (9 numbers a channel), so a
 low-rank factor saves nothing; `train_depthwise` tunes them fully instead.
 """
-from torch import nn
-
-from colora.adapters.base import (Tuner, adaptable_layers, delta_specs, kaiming_uniform_, merge_specs,
-                                  register_method, register_tuner, resolve_ranks, select)
+import dataclasses
 import math
 
 import torch
+from torch import nn
+
+from colora.adapters.base import (Method, Preparation, Tuner, adaptable_layers, kaiming_uniform_, merge_specs,
+                                  register_tuner, resolve_ranks, select)
+from colora.adapters.registry import register_method
 
 
 class _Factor(nn.Module):
@@ -68,25 +70,42 @@ def max_rank(module):
     return min(w.shape[0], w[0].numel())
 
 
-@register_method("lora", "colora")
-def lora_layers(model, cfg, calib=None):
-    """LoRA on the targeted conv/linear layers; rank 0 means no adapter on that layer. Ranks above
-    min(C_out, C_in*k*k) are clamped (a larger rank cannot express more). CoLoRA also trains the
-    biases, norm affines and layer scales by default: the paper's FAIG finds them the most
-    important per parameter."""
-    modules = dict(model.named_modules())
-    paths = select(model, cfg["target"], adaptable_layers(model))
-    ranks = resolve_ranks(model, paths, cfg["rank"], cfg["rank_pattern"])
-    lora = {p: [{"kind": "lora", "rank": min(r, max_rank(modules[p])), "alpha": cfg["alpha"]}]
-            for p, r in ranks.items() if r > 0}
-    return merge_specs(lora, extra_specs(model, cfg, default=cfg["method"] == "colora"))
+@register_method("lora")
+class LoRA(Method):
+    """LoRA on the targeted conv/linear layers (Hu et al., ICLR 2022), at `rank` everywhere unless
+    `rank_pattern` or per-layer `ranks` say otherwise; rank 0 means no adapter on that layer. Ranks
+    above min(C_out, C_in*k*k) are clamped (a larger rank cannot express more)."""
+
+    extras = {"bias": False, "norm": False, "scale": False, "depthwise": False}
+    ranked = True
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        modules = dict(model.named_modules())
+        paths = select(model, settings.target, adaptable_layers(model))
+        per_layer = resolve_ranks(model, paths, settings.rank, settings.rank_pattern, ranks)
+        lora = {p: [{"kind": "lora", "rank": min(r, max_rank(modules[p])), "alpha": settings.alpha}]
+                for p, r in per_layer.items() if r > 0}
+        return merge_specs(lora, self.extra_specs(model, settings))
+
+    def prepare(self, run):
+        """With `match_budget`, the one rank whose adapter fills `budget` (uniform LoRA at CoLoRA's
+        budget, the comparison of the paper's fine-tuning ablation); else `rank` as given."""
+        adapter = run.adapter
+        if not adapter.allocation.match_budget:
+            return Preparation(adapter)
+        rank = run.uniform_rank(self.extra_params(run.model, adapter.settings))
+        return Preparation(dataclasses.replace(adapter, settings=dataclasses.replace(adapter.settings, rank=rank)))
 
 
-def extra_specs(model, cfg, default):
-    """Delta tuners for the optional `train_bias`, `train_norm`, `train_layer_scale`,
-    `train_depthwise` flags (None = the method's default)."""
-    flags = {"bias": "train_bias", "norm": "train_norm", "scale": "train_layer_scale"}
-    cats = {cat for cat, key in flags.items() if (default if cfg[key] is None else cfg[key])}
-    if cfg.get("train_depthwise"):
-        cats.add("depthwise")
-    return delta_specs(model, cats) if cats else {}
+@register_method("colora")
+class CoLoRA(LoRA):
+    """CoLoRA (Park et al., ECCV 2024): LoRA whose per-layer ranks follow each layer's FAIG
+    contribution to the task, under `budget` (colora.tuning.allocation). It also trains the biases,
+    norm affines and layer scales by default: the paper's FAIG finds them the most important per
+    parameter."""
+
+    extras = {"bias": True, "norm": True, "scale": True, "depthwise": False}
+
+    def prepare(self, run):
+        ranks, table = run.allocate_ranks(self.extra_params(run.model, run.adapter.settings))
+        return Preparation(run.adapter, ranks=ranks, table=table)

@@ -10,10 +10,10 @@ Restormer's project_out).
 import torch
 from torch import nn
 
-from colora.adapters.base import Tuner, adaptable_layers, register_method, register_tuner, select
+from colora.adapters.base import Method, Preparation, Tuner, adaptable_layers, register_tuner, select
+from colora.adapters.registry import register_method
+from colora.archs.contract import Architecture
 from colora.errors import AdapterError
-
-DEFAULT_TARGETS = [r".*\.(conv3|conv5|project_out)"]
 
 
 @register_tuner
@@ -71,18 +71,29 @@ def channel_saliency(model, paths, calib):
 
 
 @register_method("sct")
-def sct_layers(model, cfg, calib=None):
-    if calib is None:
-        raise AdapterError("sct picks channels from task images: pass calibration inputs (calib=...)")
-    modules = dict(model.named_modules())
-    one_by_one = [p for p in adaptable_layers(model) if isinstance(modules[p], nn.Conv2d)
-                  and modules[p].kernel_size == (1, 1)]
-    paths = select(model, cfg["target"] or DEFAULT_TARGETS, one_by_one)
-    saliency = channel_saliency(model, paths, calib)
-    layers = {}
-    for p in paths:
-        out = modules[p].weight.shape[0]
-        k = min(out, cfg["sct_channels"] or max(1, out // 8))
-        index = torch.topk(saliency[p], k).indices.sort().values.tolist()
-        layers[p] = [{"kind": "sct", "channels": k, "index": index}]
-    return layers
+class SCT(Method):
+    """The K most salient channels of each targeted 1x1 conv, salience measured on `calib`."""
+
+    CALIBRATION_IMAGES = 8
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        if calib is None:
+            raise AdapterError("sct picks channels from task images: pass calibration inputs (calib=...)")
+        modules = dict(model.named_modules())
+        one_by_one = [p for p in adaptable_layers(model) if isinstance(modules[p], nn.Conv2d)
+                      and modules[p].kernel_size == (1, 1)]
+        # default: the 1x1 convs the architecture declares as writing into its residual stream
+        writers = model.RESIDUAL_WRITERS if isinstance(model, Architecture) else ".*"
+        paths = select(model, settings.target or [writers], one_by_one)
+        saliency = channel_saliency(model, paths, calib)
+        layers = {}
+        for p in paths:
+            out = modules[p].weight.shape[0]
+            k = min(out, settings.sct_channels or max(1, out // 8))
+            index = torch.topk(saliency[p], k).indices.sort().values.tolist()
+            layers[p] = [{"kind": "sct", "channels": k, "index": index}]
+        return layers
+
+    def prepare(self, run):
+        """The calibration images: the first task inputs of the training set."""
+        return Preparation(run.adapter, calib=run.inputs(self.CALIBRATION_IMAGES))

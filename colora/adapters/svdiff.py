@@ -9,9 +9,8 @@ SVDiff wants a high learning rate (~1e-3).
 import torch
 from torch import nn
 
-from colora.adapters.base import Tuner, adaptable_layers, register_method, register_tuner, select
-from colora.adapters.lora import extra_specs
-from colora.adapters.base import merge_specs
+from colora.adapters.base import Method, Tuner, adaptable_layers, merge_specs, register_tuner, select
+from colora.adapters.registry import register_method
 
 
 @register_tuner
@@ -34,7 +33,12 @@ class SVDiffTuner(Tuner):
 
 
 @register_method("svdiff")
-def svdiff_layers(model, cfg, calib=None):
-    """Every targeted conv/linear weight, depthwise ones included (their SVD has k*k values)."""
-    paths = select(model, cfg["target"], adaptable_layers(model, depthwise=True))
-    return merge_specs({p: [{"kind": "svdiff"}] for p in paths}, extra_specs(model, cfg, default=False))
+class SVDiff(Method):
+    """Every targeted conv/linear weight, depthwise ones included (their SVD has k*k values); the
+    extras only where their flags ask."""
+
+    extras = {"bias": False, "norm": False, "scale": False, "depthwise": False}
+
+    def layers(self, model, settings, calib=None, ranks=None):
+        paths = select(model, settings.target, adaptable_layers(model, depthwise=True))
+        return merge_specs({p: [{"kind": "svdiff"}] for p in paths}, self.extra_specs(model, settings))

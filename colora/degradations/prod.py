@@ -25,12 +25,15 @@ Every sample returns its recipe (list of {"op", "params"}), which `tasks.replay`
 """
 import difflib
 import numbers
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from colora.degradations.base import OPS, get_op
 from colora.degradations.tasks import TASKS, replay, task_ops
 from colora.errors import OptionsError
+from colora.sections import Section
 
 # The default pool, in its canonical (fixed-mode) order: the order light meets them on its way
 # to a saved photo -- the scene (haze), the weather and the glass in front of the lens (rain,
@@ -144,3 +147,21 @@ class ProdSampler:
         pool = ", ".join(f"{n}:{p:.3g}" for n, p in zip(self.names, self.p))
         return (f"ProdSampler(mode={self.mode}, k_max={self.k_max}, allow_repeat={self.allow_repeat}, "
                 f"p_clean={self.p_clean:g}, pool=[{pool}])")
+
+
+@dataclass
+class DegradationsOpt(Section):
+    """PROD (paper Sec. 3.1): how many ops per sample, which, and in what order."""
+
+    mode: str = "prod"  # prod: random subset, random order; fixed: fixed order; single: one op
+    k_max: int = 3
+    allow_repeat: bool = False
+    ops: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)  # op -> {prob, ranges} or ~
+    exclude: List[str] = field(default_factory=list)  # ops or tasks held out (e.g. a fine-tuning task)
+    p_clean: float = 0.0  # probability a sample is left clean (lq == gt, empty recipe); 0 = never
+    CHOICES = {"mode": ("prod", "fixed", "single")}
+
+    def validate(self, where):
+        """Build the sampler once, so a bad op name, range or prob fails when the YAML loads."""
+        super().validate(where)
+        ProdSampler(self, where)

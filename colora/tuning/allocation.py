@@ -9,14 +9,13 @@ contribution, with two scalars alpha, beta, but gives no formula. Ours:
 
 since a rank-r LoRA of a d x k weight has r (d + k) parameters, r_i makes exactly the fraction delta_i
 trainable. alpha is found by bisection so that the adapter's trainable parameters -- LoRA plus the
-biases / norms / layer scales it also trains -- hit `budget` x (base parameters); a final pass
+`extra` parameters it also trains (the method's extras: biases, norms, layer scales, as
+colora.adapters.base.Method.trained_extras decides) -- hit `budget` x (base parameters); a final pass
 moves single ranks (highest scores first) to land within 1 % when rounding leaves a gap.
 beta (default 0) gives every layer a floor; delta_max (default 0.5, the paper's colour bar) a cap,
 so a budget above ~delta_max cannot be met: that is an error, not a silently smaller adapter.
 """
-import re
-
-from colora.adapters.base import adaptable_layers, delta_specs
+from colora.adapters.base import adaptable_layers
 from colora.errors import ColoraError
 
 
@@ -26,20 +25,9 @@ def layer_shapes(model):
     return {p: (modules[p].weight.shape[0], modules[p].weight[0].numel()) for p in adaptable_layers(model)}
 
 
-def extra_param_count(model, cfg):
-    """Parameters the adapter trains besides LoRA (biases, norms, scales by the CoLoRA defaults)."""
-    flags = {"bias": "train_bias", "norm": "train_norm", "scale": "train_layer_scale"}
-    cats = {c for c, key in flags.items() if cfg.get(key) is None or cfg.get(key)}
-    if cfg.get("train_depthwise"):
-        cats.add("depthwise")
-    modules = dict(model.named_modules())
-    return sum(getattr(modules[path], p).numel() for path, specs in delta_specs(model, cats).items()
-               for p in specs[0]["params"])
-
-
-def allocate_ranks(model, rows, budget, cfg=None, beta=0.0, delta_max=0.5, base_params=None):
-    """Per-layer ranks from FAIG rows (as faig.layer_table gives). Returns (ranks, table, total)."""
-    cfg = cfg or {}
+def allocate_ranks(model, rows, budget, extra, beta=0.0, delta_max=0.5, base_params=None):
+    """{layer path: rank} from FAIG rows (as faig.layer_table gives), for an adapter that also
+    trains `extra` parameters besides LoRA. Returns (ranks, table, total trainable)."""
     shapes = layer_shapes(model)
     scores = {r["name"]: r["score"] for r in rows}
     missing = [p for p in shapes if p not in scores]
@@ -49,7 +37,6 @@ def allocate_ranks(model, rows, budget, cfg=None, beta=0.0, delta_max=0.5, base_
     if base_params is None:
         base_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("colora_adapters."))
     target = budget * base_params
-    extra = extra_param_count(model, cfg)
     if extra >= target:
         raise ColoraError(f"adapter.budget {budget} allows {int(target):,} parameters but the biases/norms/"
                           f"scales CoLoRA trains already take {extra:,}; raise the budget or set "
@@ -107,27 +94,19 @@ def _nudge(ranks, shapes, norm, target, total, delta_max):
     return ranks
 
 
-def uniform_rank(model, budget, cfg=None, base_params=None):
-    """The one LoRA rank for every adapted layer whose trainable count (LoRA plus whatever extras
-    `cfg` trains) is nearest `budget` x base: uniform LoRA "at the same budget" as CoLoRA, the
+def uniform_rank(model, budget, extra, base_params=None):
+    """The one LoRA rank for every adapted layer whose trainable count (LoRA plus `extra`
+    parameters besides) is nearest `budget` x base: uniform LoRA "at the same budget" as CoLoRA, the
     comparison of the paper's fine-tuning ablation. Ranks clamp at min(d, k) as LoRA does."""
     shapes = layer_shapes(model)
     if base_params is None:
         base_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("colora_adapters."))
-    extra = extra_param_count(model, dict(cfg or {}, train_bias=(cfg or {}).get("train_bias") or False,
-                                          train_norm=(cfg or {}).get("train_norm") or False,
-                                          train_layer_scale=(cfg or {}).get("train_layer_scale") or False))
 
     def total(r):
         return extra + sum(min(r, d, k) * (d + k) for d, k in shapes.values())
 
     top = max(min(d, k) for d, k in shapes.values())
     return min(range(1, top + 1), key=lambda r: abs(total(r) - budget * base_params))
-
-
-def rank_pattern(ranks):
-    """Exact-path patterns for `adapter.rank_pattern` (rank 0 = no LoRA on that layer)."""
-    return {f"^{re.escape(p)}$": r for p, r in ranks.items()}
 
 
 def format_table(table, limit=None):

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from colora.adapters.registry import METHOD_NAMES
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_text
 
-METHODS = ("colora", "lora", "svdiff", "difffit", "sct", "bitfit", "decoder", "full")
 CHILD = """
 import json, resource, sys, time
 from colora.tuning.finetune import finetune
@@ -62,9 +62,9 @@ def compare(opt_path, methods, pairs=(None,), overrides=(), log=print, match_bud
     from colora.options import load_options
 
     opts = load_options(opt_path, overrides)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHOD_NAMES]
     if unknown:
-        raise ColoraError(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHODS)}")
+        raise ColoraError(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHOD_NAMES)}")
     folder = Path(opts.path.experiments_root) / f"{opts.name}_compare"
     results = folder / "results.jsonl"
     done = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.is_file() else []

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from colora.tuning import faig
-from colora.tuning.allocation import allocate_ranks, format_table, rank_pattern, uniform_rank
+from colora.tuning.allocation import allocate_ranks, format_table, uniform_rank
+from colora.adapters.base import TaskRun
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint
 from colora.errors import ColoraError
@@ -85,65 +86,83 @@ def quick_finetune(model, batches, iters, lr):
 
 def run_faig(opts, model, train_set, out_dir, target_path=None):
     """FAIG profile of `model` on the task: writes faig.json and faig.png into `out_dir`."""
-    a = opts.adapter
-    batches = batches_of(train_set, a.faig_images)
+    f = opts.adapter.faig
+    batches = batches_of(train_set, f.faig_images)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if target_path:
         from colora.checkpoint import load_state_dict
 
         target_state = load_state_dict(target_path)
     else:
-        log.info(f"FAIG: fine-tuning a copy of the base for {a.faig_tune_iter} iterations to get theta_t")
-        target_state = quick_finetune(model, batches, a.faig_tune_iter, opts.train.optim_g.lr)
-    scores = faig.faig_scores(model, base_state, target_state, batches, steps=a.faig_steps)
+        log.info(f"FAIG: fine-tuning a copy of the base for {f.faig_tune_iter} iterations to get theta_t")
+        target_state = quick_finetune(model, batches, f.faig_tune_iter, opts.train.optim_g.lr)
+    scores = faig.faig_scores(model, base_state, target_state, batches, steps=f.faig_steps)
     rows = faig.layer_table(model, scores)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"task": a.task, "steps": a.faig_steps, "images": a.faig_images, "tune_iter": a.faig_tune_iter,
+    meta = {"task": opts.adapter.task, "steps": f.faig_steps, "images": f.faig_images, "tune_iter": f.faig_tune_iter,
             "theta_t": target_path or "short full fine-tune"}
     faig.save_profile(out_dir / "faig.json", rows, meta)
-    faig.plot_profile(out_dir / "faig.png", rows, title=f"FAIG per layer ({a.task or opts.name})")
+    faig.plot_profile(out_dir / "faig.png", rows, title=f"FAIG per layer ({opts.adapter.task or opts.name})")
     return rows
 
 
+class FinetuneRun(TaskRun):
+    """One fine-tuning run as a method's `prepare` hook sees it: the base, the adapter config and
+    the task data, and the task-driven choices of colora.tuning (FAIG, rank allocation)."""
+
+    def __init__(self, opts, adapter, model, train_set, exp_dir):
+        self.opts, self.adapter, self.model, self.train_set, self.exp_dir = opts, adapter, model, train_set, exp_dir
+
+    def inputs(self, count):
+        return [lq for lq, _ in batches_of(self.train_set, count)]
+
+    def contributions(self):
+        """The task's FAIG rows: `faig_profile` (copied into the experiment folder) or measured now."""
+        profile = self.adapter.faig.faig_profile
+        if not profile:
+            return run_faig(self.opts, self.model, self.train_set, self.exp_dir)
+        rows = faig.load_profile(profile)
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        copy_to = self.exp_dir / "faig.json"  # unless it is that file (a rerun reusing its own profile)
+        if not copy_to.exists() or not copy_to.samefile(profile):
+            shutil.copy(profile, copy_to)
+        faig.plot_profile(self.exp_dir / "faig.png", rows)
+        return rows
+
+    def allocate_ranks(self, extra):
+        budget = self.adapter.allocation.budget
+        ranks, table, total = allocate_ranks(self.model, self.contributions(), budget, extra)
+        log.info("CoLoRA ranks (budget %.1f %%, %d trainable parameters):\n%s", 100 * budget, total, format_table(table))
+        return ranks, table
+
+    def uniform_rank(self, extra):
+        budget = self.adapter.allocation.budget
+        rank = uniform_rank(self.model, budget, extra)
+        log.info("uniform LoRA rank %d fills the budget of %.1f %%", rank, 100 * budget)
+        return rank
+
+
 def finetune(opts, auto_resume=False):
-    """Train the adapter `opts.adapter` describes on the task data; returns a summary dict."""
-    from colora.adapters import attach_adapter, count_trainable, save_adapter
+    """Train the adapter `opts.adapter` describes on the task data; returns a summary dict. What
+    the method needs from the task first (CoLoRA: FAIG ranks; SCT: calibration images; ...) its
+    own `prepare` hook asks for."""
+    from colora.adapters import attach_adapter, count_trainable, get_method, save_adapter
     from colora.training.trainer import Trainer
 
-    cfg = dataclasses.asdict(opts.adapter)
-    if not 0.0 < cfg["budget"] < 1.0:
-        raise ColoraError(f"adapter.budget must be between 0 and 1, got {cfg['budget']}")
     torch.manual_seed(opts.manual_seed)  # LoRA's A init and FAIG's theta_t: same seed, same adapter
     model, base_path = load_base(opts)
     train_set, val_set = task_datasets(opts)
     exp_dir = Path(opts.path.experiments_root) / opts.name
+    adapter = opts.adapter
     if not auto_resume and opts.path.resume_state is None:  # before FAIG writes there; rank 0 only
-        _archive(opts, cfg, exp_dir)
-    name = cfg["name"] or cfg["task"] or opts.name
+        adapter = _archive(opts, exp_dir)
+    name = adapter.name or adapter.task or opts.name
     base_metrics = evaluate_model(model, val_set) if val_set is not None else {}
-    table = None
-    if cfg["method"] == "colora":
-        if cfg["faig_profile"]:
-            rows = faig.load_profile(cfg["faig_profile"])
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            copy_to = exp_dir / "faig.json"  # unless it is that file (a rerun reusing its own profile)
-            if not copy_to.exists() or not copy_to.samefile(cfg["faig_profile"]):
-                shutil.copy(cfg["faig_profile"], copy_to)
-            faig.plot_profile(exp_dir / "faig.png", rows)
-        else:
-            rows = run_faig(opts, model, train_set, exp_dir)
-        ranks, table, total = allocate_ranks(model, rows, cfg["budget"], cfg)
-        cfg["rank_pattern"] = rank_pattern(ranks)
-        log.info("CoLoRA ranks (budget %.1f %%, %d trainable parameters):\n%s",
-                 100 * cfg["budget"], total, format_table(table))
-    if cfg["match_budget"]:
-        cfg["rank"] = uniform_rank(model, cfg["budget"], cfg)
-        log.info("uniform LoRA rank %d fills the budget of %.1f %%", cfg["rank"], 100 * cfg["budget"])
-    calib = [lq for lq, _ in batches_of(train_set, 8)] if cfg["method"] == "sct" else None
-    attach_adapter(model, cfg, name=name, calib=calib)
+    prepared = get_method(adapter.method).prepare(FinetuneRun(opts, adapter, model, train_set, exp_dir))
+    attach_adapter(model, prepared.adapter, name=name, calib=prepared.calib, ranks=prepared.ranks)
     n, pct = count_trainable(model)
-    log.info(f"adapter '{name}' ({cfg['method']}): {n:,} trainable parameters, {pct:.2f} % of the base")
+    log.info(f"adapter '{name}' ({adapter.method}): {n:,} trainable parameters, {pct:.2f} % of the base")
     info = {"data": describe_data(opts), "base_checkpoint": base_path}
     trainer = Trainer(opts, model=model, auto_resume=auto_resume, adapter_info=info,
                       datasets=(train_set, val_set), archive=False)
@@ -154,8 +173,8 @@ def finetune(opts, auto_resume=False):
         with trainer.ema_weights():
             adapted = evaluate_model(model, val_set) if val_set is not None else {}
             info["validation"] = {"base": base_metrics, "adapted": adapted}
-            if table is not None:
-                info["allocation"] = {r["name"]: r["rank"] for r in table}
+            if prepared.table is not None:
+                info["allocation"] = {r["name"]: r["rank"] for r in prepared.table}
             out = save_adapter(model, exp_dir / "adapter", info=info)
         for f in ("faig.json", "faig.png"):
             if (exp_dir / f).is_file():
@@ -169,14 +188,18 @@ def finetune(opts, auto_resume=False):
     return summary
 
 
-def _archive(opts, cfg, exp_dir):
-    """Move an earlier run aside; a FAIG profile reused from inside it is then read from its new place."""
-    profile = Path(cfg["faig_profile"]).resolve() if cfg["faig_profile"] else None
+def _archive(opts, exp_dir):
+    """Move an earlier run aside; returns opts.adapter, reading a FAIG profile reused from inside
+    that run from its new place."""
+    adapter = opts.adapter
+    profile = Path(adapter.faig.faig_profile).resolve() if adapter.faig.faig_profile else None
     inside = exp_dir.resolve()
     archived = Experiment(opts.path.experiments_root, opts.name,
                           writer=os.environ.get("RANK", "0") == "0").archive_existing()
     if archived is not None and profile is not None and profile.is_relative_to(inside):
-        cfg["faig_profile"] = str(archived / profile.relative_to(inside))
+        moved = str(archived / profile.relative_to(inside))
+        adapter = dataclasses.replace(adapter, faig=dataclasses.replace(adapter.faig, faig_profile=moved))
+    return adapter
 
 
 def describe_data(opts):
