@@ -15,7 +15,7 @@ import numpy as np
 
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_text
-from colora.imageio import bundled_photos, to_uint8, write_image
+from colora.imageio import bundled_photos, write_image
 from colora.metrics import calculate_psnr
 
 DEMO_TASKS = ("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")

@@ -18,7 +18,6 @@ from colora.adapters import attach_adapter, save_adapter
 from colora.archs import build_arch
 from colora.checkpoint import load_state_dict, save_checkpoint
 from colora.imageio import read_image, write_image
-from colora.inference.export import export
 from colora.inference.shard import shard_files
 from colora.inference.restorer import Restorer, load_model
 from tests.conftest import TINY_NAFNET, randomize_layer_scales

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from colora.degradations import OPS, TASKS, replay, task_ops
+from colora.degradations import OPS, replay, task_ops
 from colora.data.pairs import contact_sheet
 from colora.degradations.prod import DEFAULT_POOL, ProdSampler
 from colora.errors import OptionsError

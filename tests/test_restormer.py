@@ -1,6 +1,5 @@
 """Restormer: official checkpoint layout (keys, shapes, parameter count) and forward behaviour."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
