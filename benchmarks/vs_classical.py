@@ -184,6 +184,8 @@ def main(argv=None):
     ap.add_argument("--model", help="base checkpoint (default: the shipped colora/weights/base.safetensors)")
     ap.add_argument("--adapter-dir", help="folder holding <task>/ adapter folders (default: next to --model, "
                                           "then the shipped colora/weights/adapters)")
+    ap.add_argument("--no-adapters", action="store_true",
+                    help="the base alone (judge a base during pre-training, before its adapters exist)")
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"any of {' '.join(TASKS)} (or comma-separated)")
     ap.add_argument("--photos", type=int, help="use the first N held-out photos (default: all 8)")
     ap.add_argument("--size", type=int, help="downscale photos to this long side (for quick tests)")
@@ -221,7 +223,8 @@ def main(argv=None):
         args.jpeg.mkdir(parents=True, exist_ok=True)
     results, t0 = {}, time.time()
     for task in tasks:
-        adapted = None if task == "clean" else Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir)
+        adapted = None if task == "clean" or args.no_adapters else \
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir)
         if adapted is not None:
             adapted.restore(warm)
         res, outputs, _ = run_task(task, photos, base, adapted)

@@ -33,3 +33,10 @@ def test_main_reports_every_method(tmp_path, capsys):
     assert clean["input"]["psnr"] == 100.0 and "base + adapter" not in clean
     printed = capsys.readouterr().out
     assert "load average" in printed and "native bf16" in printed and "| rain |" in printed
+
+
+def test_no_adapters_judges_the_base_alone(tmp_path):
+    main(["--photos", "1", "--size", "96", "--tasks", "rain", "--out", str(tmp_path / "out"),
+          "--json", str(tmp_path / "r.json"), "--no-adapters"])
+    methods = json.loads((tmp_path / "r.json").read_text())["tasks"]["rain"]["methods"]
+    assert "base" in methods and "base + adapter" not in methods
