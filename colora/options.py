@@ -14,7 +14,7 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
@@ -219,7 +219,7 @@ def check_name(name, where):
                            "(no '..', '.', '~' or absolute path), such as NAFNet_noise")
 
 
-def load_options(src, overrides=()):
+def load_options(src: Union[str, Path, dict], overrides: Sequence[str] = ()) -> "Options":
     """Load options from a YAML path or a dict, apply `--set a.b=c` overrides, validate strictly."""
     if isinstance(src, (str, Path)):
         raw, source = _read_yaml(Path(src)), str(src)

@@ -9,7 +9,7 @@ patches sees the statistics the network was trained with.
 """
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ def load_model(path, train_size: Optional[int] = None) -> torch.nn.Module:
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
-def default_model_path():
+def default_model_path() -> Path:
     """The base shipped inside the package (made by scripts/make_default_weights.sh)."""
     path = WEIGHTS_DIR / "base.safetensors"
     if not path.is_file():
@@ -69,9 +69,10 @@ class Restorer:
     ["rain", "haze"] removes rain, then haze.
     """
 
-    def __init__(self, model, adapters=(), strength=1.0, tile=0, tile_pad=32, bf16=False,
-                 channels_last=True, max_pixels=200_000_000, max_memory=None, device="cpu",
-                 precision="auto", force_precision=False, compile=False):
+    def __init__(self, model: torch.nn.Module, adapters: Sequence = (), strength: float = 1.0, tile: int = 0,
+                 tile_pad: int = 32, bf16: bool = False, channels_last: bool = True, max_pixels: int = 200_000_000,
+                 max_memory: Optional[int] = None, device: str = "cpu", precision: str = "auto",
+                 force_precision: bool = False, compile: bool = False):
         """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
         the largest tile that does; a photo that cannot fit even tiled is refused before decoding."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
@@ -102,7 +103,9 @@ class Restorer:
         self._resident = current_rss()  # torch and the model: already spent from max_memory
 
     @classmethod
-    def from_files(cls, model_path, adapters=(), adapter_dir=None, force=False, backend="torch", **kw):
+    def from_files(cls, model_path: Optional[Union[str, Path]], adapters: Sequence[Union[str, Path]] = (),
+                   adapter_dir: Optional[Union[str, Path]] = None, force: bool = False, backend: str = "torch",
+                   **kw) -> "Restorer":
         """Load a checkpoint and adapter folders (names are looked up in `adapter_dir`, then next to
         the checkpoint); backend "onnxruntime" runs an exported .onnx file instead."""
         from colora.adapters import load_adapter
@@ -138,7 +141,7 @@ class Restorer:
             self._net_bpp = forward_bytes_per_pixel(self._forward)
         return plan_tile(h, w, self._net_bpp, self.max_memory, self.tile, self.tile_pad, self._resident)
 
-    def restore(self, image, progress=None):
+    def restore(self, image: np.ndarray, progress=None) -> np.ndarray:
         """Restore an HxWxC (C = 1, 3 or 4) or HxW image; uint8/uint16 or float in [0, 1]. The
         result has the input's shape and dtype; grey stays grey, alpha is passed through untouched."""
         arr = np.asarray(image)
@@ -178,8 +181,9 @@ class Restorer:
         return count_tiles(h, w, tile) * max(len(self.chain), 1) if tile > 0 and max(h, w) > tile else 0
 
     # ---- files -----------------------------------------------------------------------------------
-    def restore_paths(self, inputs, output, suffix="", ext="auto", recursive=False, skip_existing=False,
-                      overwrite=False, progress=True, shard=(0, 1), io_threads=True):
+    def restore_paths(self, inputs: Union[str, Path], output: Union[str, Path], suffix: str = "", ext: str = "auto",
+                      recursive: bool = False, skip_existing: bool = False, overwrite: bool = False,
+                      progress: bool = True, shard=(0, 1), io_threads: bool = True) -> Iterator[FileResult]:
         """Restore every image of `inputs` (file, folder or glob) into the folder `output`, yielding
         one FileResult per file (colora.inference.batch): bad files are reported and skipped, the batch goes on,
         and no input or pre-existing file is replaced unless `overwrite` (inputs: never). `io_threads`:

@@ -24,7 +24,7 @@ from colora.training.experiment import (Experiment, Timer, flat_options, load_st
 from colora.training.losses import build_loss
 from colora.training.schedule import build_scheduler
 from colora.metrics import psnr_torch, ssim_torch
-from colora.options import dump_options
+from colora.options import Options, dump_options
 from colora.precision import resolve_precision
 
 log = logging.getLogger("colora")
@@ -386,7 +386,7 @@ class Trainer:
         cleanup_distributed()
 
 
-def pretrain(opts, auto_resume=False):
+def pretrain(opts: Options, auto_resume: bool = False) -> dict:
     """Pre-train `network_g` (PROD by default) as the options say; returns the summary dict."""
     trainer = Trainer(opts, auto_resume=auto_resume)
     try:

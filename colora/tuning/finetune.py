@@ -18,6 +18,7 @@ from colora.adapters.base import TaskRun
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint
 from colora.errors import ColoraError
+from colora.options import Options
 from colora.training.experiment import Experiment
 from colora.metrics import psnr_torch, ssim_torch
 
@@ -143,7 +144,7 @@ class FinetuneRun(TaskRun):
         return rank
 
 
-def finetune(opts, auto_resume=False):
+def finetune(opts: Options, auto_resume: bool = False) -> dict:
     """Train the adapter `opts.adapter` describes on the task data; returns a summary dict. What
     the method needs from the task first (CoLoRA: FAIG ranks; SCT: calibration images; ...) its
     own `prepare` hook asks for."""
