@@ -2,7 +2,7 @@
 
     python scripts/pack_weights.py base CHECKPOINT colora/weights
     python scripts/pack_weights.py adapters EXP_DIR colora/weights TASK...
-    python scripts/pack_weights.py milestone CHECKPOINT checkpoints/
+    python scripts/pack_weights.py milestone CHECKPOINT checkpoints/ [START]
     python scripts/pack_weights.py estimator colora/weights
 
 `base` keeps the EMA weights of the pre-training run as the shipped base (the adapters are then
@@ -113,13 +113,15 @@ def pack_estimator(dest):
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def pack_milestone(ckpt, dest):
+def pack_milestone(ckpt, dest, start=0):
+    """START: the iterations of the milestone a run went on from (named and recorded in total)."""
     meta = read_metadata(ckpt)
     state = {k: v.half() for k, v in load_state_dict(ckpt, "params_ema").items()}
     run = Path(ckpt).parents[1]
     vals = [json.loads(x) for x in (run / "logs" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
-    it = int(Path(ckpt).stem.rsplit("_", 1)[1])
-    val = [v for v in vals if v["iter"] <= it]
+    own = int(Path(ckpt).stem.rsplit("_", 1)[1])
+    val = [v for v in vals if v["iter"] <= own]
+    it = start + own
     out = Path(dest) / f"{run.name}_ema_{it}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, state, network_g=json.loads(meta["network_g"]),
@@ -134,6 +136,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "estimator":
         pack_estimator(sys.argv[2])
     elif sys.argv[1] == "milestone":
-        pack_milestone(sys.argv[2], sys.argv[3])
+        pack_milestone(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         pack_adapters(sys.argv[2], sys.argv[3], sys.argv[4:])
