@@ -88,6 +88,12 @@ def set_adapter(model: nn.Module, name: Optional[str]) -> None:
     get_hub(model).activate(name)
 
 
+def blend_adapters(model: nn.Module, weights: Mapping[str, float]) -> None:
+    """Run a weighted sum of several adapters' deltas merged into the base (merged mode; peft's
+    "linear" weighted merge): {"rain": 0.7, "haze": 1.0}. The next set_adapter undoes it."""
+    get_hub(model).blend(weights)
+
+
 def set_strength(model: nn.Module, strength: float) -> None:
     """Blend base and adapter, effective = base + strength * delta (Real-ESRGAN's -dn idea)."""
     get_hub(model).set_strength(strength)

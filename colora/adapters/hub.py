@@ -60,6 +60,7 @@ class AdapterHub(nn.Module):
         self._slots = {}  # owner path -> {param name: _Slot}
         self._hooks = []
         self.base_sha256 = None  # of the frozen base, once computed (colora.adapters.api)
+        self._blended = set()  # owner paths holding a blend (merged mode), undone by the next switch
         for p in model.parameters():
             p.requires_grad_(False)
 
@@ -144,7 +145,40 @@ class AdapterHub(nn.Module):
             for p in self._params_of(other):
                 p.requires_grad_(other == name)
         if self.merged:
-            self._install_merged(self._paths_of(previous) | self._paths_of(name))
+            self._install_merged(self._paths_of(previous) | self._paths_of(name) | self._blended)
+            self._blended = set()
+
+    @torch.no_grad()
+    def blend(self, weights: Mapping[str, float]) -> None:
+        """Merged tensors base + strength * sum(w * delta) over several adapters, for one image
+        (peft's weighted "linear" adapter merging; issue 14's blend). The next `activate` undoes it."""
+        if not self.merged:
+            raise AdapterError("a blend of adapters needs merged mode (merge_adapter first)")
+        for name in weights:
+            if name not in self.adapters:
+                raise AdapterError(f"no adapter named '{name}' is attached (attached: {', '.join(self.adapters)})")
+        self.activate(None)
+        paths = set().union(*(self._paths_of(n) for n in weights))
+        for path in paths:
+            bases = {pname: slot.base for pname, slot in self._slots[path].items()}
+            for pname, slot in self._slots[path].items():
+                total = None
+                for name, w in weights.items():
+                    for tuner in self._tuners(name, path):
+                        delta = tuner.deltas(bases).get(pname) if pname in tuner.touches else None
+                        if delta is not None and w != 0:
+                            total = delta * w if total is None else total.add_(delta, alpha=w)
+                if total is None:
+                    continue
+                if slot.merged is None:
+                    slot.merged = nn.Parameter(torch.empty_like(slot.base if slot.base is not None else total),
+                                               requires_grad=False)
+                if slot.base is None:
+                    torch.mul(total, self.strength, out=slot.merged.data)
+                else:
+                    torch.add(slot.base, total.to(slot.base.dtype), alpha=self.strength, out=slot.merged.data)
+                self._owners[path]._parameters[pname] = slot.merged
+        self._blended = paths
 
     def set_strength(self, strength: float) -> None:
         """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""

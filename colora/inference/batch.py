@@ -30,6 +30,7 @@ class FileResult:
     output: Optional[Path]
     status: str  # restored | skipped | failed
     reason: str = ""
+    choice: Optional[dict] = None  # --adapter auto: what was detected and applied (auto.Choice)
 
 
 def check_suffix(suffix):
@@ -187,7 +188,7 @@ def _read(restorer, src):
 
 
 def _restore(restorer, src, dest, img, progress):
-    """(src, dest, img, restored pixels) to write, or the FileResult of a file that failed."""
+    """(src, dest, img, restored pixels, auto's choice) to write, or the FileResult of a file that failed."""
     from tqdm import tqdm
 
     try:
@@ -196,12 +197,14 @@ def _restore(restorer, src, dest, img, progress):
         h, w = img.pixels.shape[:2]
         tiles = restorer.tiles_for(h, w)
         with tqdm(total=tiles, unit="tile", leave=False, disable=not progress or tiles < 4) as tbar:
-            return src, dest, img, restorer.restore(img.pixels, progress=tbar)
+            pixels = restorer.restore(img.pixels, progress=tbar)
+        choice = restorer.last_choice.as_dict() if getattr(restorer, "auto", None) is not None else None
+        return src, dest, img, pixels, choice
     except BaseException as exc:  # noqa: BLE001
         return _failure(src, dest, exc)
 
 
-def _write(src, dest, img, pixels, overwrite):
+def _write(src, dest, img, pixels, choice, overwrite):
     from colora.imageio import write_image
 
     try:
@@ -211,7 +214,7 @@ def _write(src, dest, img, pixels, overwrite):
     except BaseException as exc:  # noqa: BLE001
         return _failure(src, dest, exc)
     said = "; ".join(dict.fromkeys(img.warnings))  # once each: libjpeg repeats itself
-    return FileResult(src, dest, "restored", f"the decoder warned: {said[:300]}" if said else "")
+    return FileResult(src, dest, "restored", f"the decoder warned: {said[:300]}" if said else "", choice)
 
 
 def _failure(src, dest, exc):

@@ -30,25 +30,59 @@ def restorer_from_args(args):
     return Restorer.from_files(args.model, args.adapter or (), adapter_dir=args.adapter_dir,
                                strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, precision=precision,
                                force_precision=args.force_bf16, compile=args.compile, backend=args.backend,
-                               max_pixels=int(args.max_pixels * 1e6), max_memory=budget, force=args.force)
+                               max_pixels=int(args.max_pixels * 1e6), max_memory=budget, force=args.force,
+                               **auto_kwargs(args))
+
+
+def auto_kwargs(args):
+    """The --adapter auto settings Restorer.from_files takes (absent on commands without them)."""
+    if not hasattr(args, "auto_threshold"):
+        return {}
+    return {"estimator": args.estimator, "auto_threshold": args.auto_threshold, "auto_mixture": args.auto_mixture}
+
+
+def check_explain(args):
+    """--explain FILE: a file this run would replace is refused before any work (unless --overwrite)."""
+    from pathlib import Path
+
+    if args.explain is None:
+        return None
+    path = Path(args.explain)
+    if args.adapter != ["auto"]:
+        raise ColoraError("--explain records what --adapter auto chose; add --adapter auto")
+    if path.is_dir() or (path.exists() and not args.overwrite):
+        raise ColoraError(f"--explain '{path}' exists; pick another file or pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise ColoraError(f"--explain '{path}': folder '{path.parent}' does not exist")
+    return path
 
 
 def cmd_restore(args):
     from colora.inference.shard import Shard
 
+    explain = check_explain(args)
     shard = Shard.from_env()  # under torchrun: this rank's share of the files
     restorer = restorer_from_args(args)
     counts = {"restored": 0, "skipped": 0, "failed": 0}
+    records = []
     for result in restorer.restore_paths(args.input, args.output, suffix=args.suffix, ext=args.ext,
                                          recursive=args.recursive, skip_existing=args.skip_existing,
                                          overwrite=args.overwrite, progress=not args.quiet and shard.is_main,
                                          shard=(shard.rank, shard.world_size), io_threads=not args.no_io_threads):
         counts[result.status] += 1
-        if result.status != "restored" or result.reason:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
+        if result.choice is not None and not args.quiet:
+            from colora.inference.auto import summary
+
+            tqdm.write(f"{result.input}: {summary(result.choice)}")
+        records.append({"input": str(result.input), "output": str(result.output) if result.output else None,
+                        "status": result.status, "reason": result.reason, "choice": result.choice})
+        if result.status != "restored" or result.reason:
             status = "restored with a warning" if result.status == "restored" else result.status
             tqdm.write(one_line(f"{status}: {result.input}: {result.reason}"), file=sys.stderr)
+    if explain is not None:
+        write_explain(explain, restorer, records, shard)
     counts = shard.total(counts)
     shard.close()
     if shard.is_main:
@@ -58,11 +92,26 @@ def cmd_restore(args):
     return 1 if counts["failed"] else 0
 
 
+def write_explain(path, restorer, records, shard):
+    """--explain: every image's estimate and choice as JSON (one file per rank under torchrun)."""
+    import json
+    from pathlib import Path
+
+    from colora.fileio import atomic_write_text
+
+    if shard.world_size > 1:
+        path = Path(path).with_name(f"{Path(path).stem}.rank{shard.rank}{Path(path).suffix}")
+    auto = restorer.auto
+    doc = {"threshold": auto.threshold, "mixture": auto.mixture, "adapters": auto.available, "images": records}
+    atomic_write_text(path, json.dumps(doc, indent=1))
+
+
 def add_network_args(p):
     """The base and adapters to run (restore, eval) or to merge (export)."""
     p.add_argument("--model", default=None, help="base checkpoint (.safetensors or BasicSR .pth; default: the shipped base)")
-    p.add_argument("--adapter", action="append", metavar="NAME|DIR",
-                   help="adapter folder or name; repeat to apply several in sequence (e.g. rain, then haze)")
+    p.add_argument("--adapter", action="append", metavar="NAME|DIR|auto",
+                   help="adapter folder or name; repeat to apply several in sequence (e.g. rain, then haze); "
+                        "'auto': pick per image among the adapters of --adapter-dir (default: the shipped ones)")
     p.add_argument("--adapter-dir", default=None, help="where adapter names are looked up (default: next to --model)")
     p.add_argument("--strength", type=float, default=1.0, help="blend base (0) .. adapter (1); default 1")
     p.add_argument("--force", action="store_true", help="apply adapters made for another base anyway")
@@ -102,4 +151,13 @@ def add_restore(sub):
                    help="decode and encode in the restoring thread (default: the next photo is decoded "
                         "and the last one encoded while the network runs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--estimator", default=None, metavar="FILE",
+                   help="--adapter auto: degradation estimator (default: the shipped one)")
+    p.add_argument("--auto-threshold", type=float, default=0.5,
+                   help="--adapter auto: probability from which a degradation counts as present (0.5)")
+    p.add_argument("--auto-mixture", default="chain", choices=["chain", "blend"],
+                   help="--adapter auto, several degradations: run their adapters in turn (chain) or "
+                        "merge their weighted sum once (blend)")
+    p.add_argument("--explain", default=None, metavar="FILE.json",
+                   help="--adapter auto: write what was detected and applied per image")
     p.set_defaults(func=cmd_restore)

@@ -72,9 +72,11 @@ class Restorer:
     def __init__(self, model: torch.nn.Module, adapters: Sequence = (), strength: float = 1.0, tile: int = 0,
                  tile_pad: int = 32, bf16: bool = False, channels_last: bool = True, max_pixels: int = 200_000_000,
                  max_memory: Optional[int] = None, device: str = "cpu", precision: str = "auto",
-                 force_precision: bool = False, compile: bool = False):
+                 force_precision: bool = False, compile: bool = False, auto=None):
         """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
-        the largest tile that does; a photo that cannot fit even tiled is refused before decoding."""
+        the largest tile that does; a photo that cannot fit even tiled is refused before decoding.
+        `auto` (colora.inference.auto.AutoAdapters): choose among `adapters` per image; the last
+        image's Choice is `last_choice`."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
         from colora.inference.runtime import TorchRunner
         from colora.inference.memory import default_budget
@@ -90,12 +92,15 @@ class Restorer:
         self.max_pixels = max_pixels
         self.max_memory = default_budget() if max_memory is None else int(max_memory)
         self._net_bpp = None
-        self.chain = list(adapters)
+        self.chain, self.auto, self.last_choice = list(adapters), auto, None
+        if auto is not None and (not self.chain or not set(auto.available.values()) <= set(self.chain)):
+            raise AdapterError("auto may only choose among the adapters the restorer loaded")
         if self.chain:
             set_strength(self.model, strength)
             merge_adapter(self.model)
             set_adapter(self.model, self.chain[0])
             self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
+            self._blend = lambda weights: get_hub(self.model).blend(weights)
         self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
         self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
         from colora.inference.memory import current_rss
@@ -105,10 +110,19 @@ class Restorer:
     @classmethod
     def from_files(cls, model_path: Optional[Union[str, Path]], adapters: Sequence[Union[str, Path]] = (),
                    adapter_dir: Optional[Union[str, Path]] = None, force: bool = False, backend: str = "torch",
-                   **kw) -> "Restorer":
+                   estimator: Optional[Union[str, Path]] = None, auto_threshold: float = 0.5,
+                   auto_mixture: str = "chain", **kw) -> "Restorer":
         """Load a checkpoint and adapter folders (names are looked up in `adapter_dir`, then next to
-        the checkpoint); backend "onnxruntime" runs an exported .onnx file instead."""
+        the checkpoint); backend "onnxruntime" runs an exported .onnx file instead. `adapters`
+        "auto" (or ["auto"]): every adapter of `adapter_dir` (default: the shipped ones), chosen
+        per image by the degradation estimator (colora.inference.auto)."""
         from colora.adapters import load_adapter
+        from colora.inference import auto
+
+        adapters = [adapters] if isinstance(adapters, (str, Path)) else list(adapters)
+        use_auto = "auto" in [str(a) for a in adapters]
+        if use_auto and len(adapters) > 1:
+            raise AdapterError("--adapter auto chooses the adapters itself; give it alone (with --adapter-dir)")
 
         if backend == "onnxruntime":
             from colora.inference.onnx import OnnxRunner
@@ -120,9 +134,19 @@ class Restorer:
         model_path = model_path or default_model_path()
         model = load_model(model_path)
         names = []
+        if use_auto:
+            adapters = auto.adapter_folders(adapter_dir or WEIGHTS_DIR / "adapters")
+            if not adapters:
+                raise AdapterError(f"--adapter auto found no adapter folder in '{adapter_dir or WEIGHTS_DIR / 'adapters'}'; "
+                                   "pass --adapter-dir DIR holding one folder per task")
         for a in adapters:
             folder = find_adapter(a, [adapter_dir, Path(model_path).parent, WEIGHTS_DIR / "adapters"])
             names.append(load_adapter(model, folder, force=force))
+        if use_auto:
+            from colora.inference.estimator import load_estimator
+
+            kw["auto"] = auto.AutoAdapters(load_estimator(estimator), auto.task_adapters(model),
+                                           auto_threshold, auto_mixture)
         return cls(model, names, **kw)
 
     # ---- arrays ----------------------------------------------------------------------------------
@@ -166,9 +190,17 @@ class Restorer:
     def _restore_rgb(self, rgb, progress=None):
         h, w = rgb.shape[:2]
         tile = self.plan(h, w)
-        for i, name in enumerate(self.chain or [None]):
-            if name is not None:
-                self._set_adapter(name)
+        steps = self.chain or [None]
+        if self.auto is not None:
+            self.last_choice = choice = self.auto.choose(rgb)
+            if choice.action == "leave":
+                return rgb
+            steps = [dict(zip(choice.adapters, choice.weights))] if choice.action == "blend" else choice.adapters
+        for step in steps:
+            if isinstance(step, dict):
+                self._blend(step)
+            elif step is not None:
+                self._set_adapter(step)
             if tile > 0 and (h > tile or w > tile):
                 rgb = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
             else:
@@ -178,7 +210,8 @@ class Restorer:
 
     def tiles_for(self, h, w):
         tile = self.plan(h, w)
-        return count_tiles(h, w, tile) * max(len(self.chain), 1) if tile > 0 and max(h, w) > tile else 0
+        steps = 1 if self.auto is not None else max(len(self.chain), 1)
+        return count_tiles(h, w, tile) * steps if tile > 0 and max(h, w) > tile else 0
 
     # ---- files -----------------------------------------------------------------------------------
     def restore_paths(self, inputs: Union[str, Path], output: Union[str, Path], suffix: str = "", ext: str = "auto",
