@@ -11,6 +11,7 @@ import torch
 
 from colora.data.build import build_dataset
 from colora.data.datasets import PairedFolderDataset
+from colora.errors import OptionsError
 from colora.degradations import replay
 from colora.errors import ColoraError
 from colora.imageio import bundled_photos, write_image
@@ -84,6 +85,18 @@ def test_prod_validation_draws_no_clean_sample():
     for i in range(12):
         assert json.loads(val[i]["recipe"]) and _same(val[i], plain[i])
         assert not torch.equal(val[i]["lq"], val[i]["gt"])
+
+
+def test_task_all_draws_every_task_deterministically():
+    """`task: all` (the all-in-one adapter's data): each pair one task, all six appear, same every time."""
+    opt = {"type": "TaskDataset", "task": "all", "gt_size": 32, "photos": PHOTOS, "num_samples": 40, "seed": 5}
+    val, again = build_dataset(opt, phase="val"), build_dataset(opt, phase="val")
+    ops = [tuple(s["op"] for s in json.loads(val[i]["recipe"])) for i in range(40)]
+    assert ops == [tuple(s["op"] for s in json.loads(again[i]["recipe"])) for i in range(40)]
+    seen = {op for recipe in ops for op in recipe}
+    assert {"rain", "raindrop", "haze"} <= seen and len(set(ops)) >= 5
+    with pytest.raises(OptionsError, match="or all"):
+        build_dataset(dict(opt, task="everything"), phase="val")
 
 
 def test_task_dataset_reuses_its_fixed_pairs():

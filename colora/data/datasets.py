@@ -130,17 +130,20 @@ class ProdDataset(_SyntheticDataset):
 
 
 class TaskDataset(_SyntheticDataset):
-    """Synthetic pairs of one fine-tuning task (`task`: a key of TASKS)."""
+    """Synthetic pairs of one fine-tuning task (`task`: a key of TASKS), or of every task at once
+    (`task: all`: each pair one task, drawn uniformly; the one-adapter-for-everything baseline of
+    issue 14, PromptIR's setting)."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
-        if opt.task not in TASKS:
-            raise OptionsError(f"datasets.{phase}.task must be one of {', '.join(TASKS)} for a TaskDataset, "
-                               f"got {opt.task!r}")
+        if opt.task not in TASKS and opt.task != "all":
+            raise OptionsError(f"datasets.{phase}.task must be one of {', '.join(TASKS)} or all for a "
+                               f"TaskDataset, got {opt.task!r}")
         self.task = opt.task
         super().__init__(opt, phase)
 
     def degrade(self, img, rng):
-        return degrade_task(img, self.task, rng)
+        task = self.task if self.task != "all" else tuple(TASKS)[int(rng.integers(len(TASKS)))]
+        return degrade_task(img, task, rng)
 
 
 # ---- real pairs ----------------------------------------------------------------------------
