@@ -83,9 +83,34 @@ def run_demo(out_dir, model_path=None, adapter_dir=None, size=192, per_photo=1, 
     swap_ms = 1000 * float(np.median(swaps))
     faig_png = quick_faig(model_path, faig_task, out, log)
     elapsed = time.time() - t0
-    write_summary(out, rows, swap_ms, faig_task, faig_png, elapsed)
-    write_html(out, rows, swap_ms, faig_task, faig_png, elapsed)
+    heldout = heldout_rows() if model_path == WEIGHTS_DIR / "base.safetensors" else None
+    write_summary(out, rows, swap_ms, faig_task, faig_png, elapsed, heldout)
+    write_html(out, rows, swap_ms, faig_task, faig_png, elapsed, heldout)
     return rows, swap_ms
+
+
+HELDOUT_NOTE = ("On photos no training step used, degraded by an implementation written apart from "
+                "colora's (benchmarks/vs_classical.py, the shipped weights; PSNR dB / SSIM, mean of {n} photos). "
+                "colora wins a task when base + adapter beats the best classical filter by at least 1 dB.")
+
+
+def heldout_rows():
+    """(photos, [(task, input, best classical, base, adapter, verdict)]) of colora/weights/heldout.json
+    (the shipped weights' held-out benchmark, scripts/pack_weights.py heldout), or None without it."""
+    from colora.inference.restorer import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / "heldout.json"
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    rows = []
+    for task, r in doc["tasks"].items():
+        cls, ad = r["best_classical"], r["adapter"]
+        verdict = "—" if ad is None else "wins" if ad[0] >= cls[1] + 1.0 else \
+            "ahead by less than 1 dB" if ad[0] > cls[1] else "loses"
+        rows.append((task, f"{r['input'][0]:.2f} / {r['input'][1]:.3f}", f"{cls[1]:.2f} / {cls[2]:.3f} {cls[0]}",
+                     f"{r['base'][0]:.2f} / {r['base'][1]:.3f}", f"{ad[0]:.2f} / {ad[1]:.3f}" if ad else "—", verdict))
+    return len(doc["photos"]), rows
 
 
 def quick_faig(model_path, task, out, log):
@@ -123,7 +148,7 @@ def write_grid(path, out, cells):
     return path.name
 
 
-def write_summary(out, rows, swap_ms, faig_task, faig_png, elapsed):
+def write_summary(out, rows, swap_ms, faig_task, faig_png, elapsed, heldout=None):
     lines = ["# colora demo", "", f"Held-out crops of {', '.join(HELD_OUT)}; PSNR (dB) against the clean crop.", "",
              "| task | degraded | base alone | base + adapter | adapter gain |", "|---|---|---|---|---|"]
     for r in rows:
@@ -131,10 +156,14 @@ def write_summary(out, rows, swap_ms, faig_task, faig_png, elapsed):
                      f"{r['adapter_psnr'] - r['base_psnr']:+.2f} |")
     lines += ["", f"Adapter swap on one merged model: {swap_ms:.1f} ms (median).",
               f"FAIG profile of task {faig_task}: faig.png." if faig_png else "", f"Total time: {elapsed:.0f} s.", ""]
+    if heldout:
+        lines += ["## Held-out benchmark", "", HELDOUT_NOTE.format(n=heldout[0]), "",
+                  "| task | degraded | best classical | base alone | base + adapter | colora |", "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in heldout[1]] + [""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
 
 
-def write_html(out, rows, swap_ms, faig_task, faig_png, elapsed):
+def write_html(out, rows, swap_ms, faig_task, faig_png, elapsed, heldout=None):
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>colora demo</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}img{width:192px;image-rendering:pixelated}"
@@ -150,6 +179,12 @@ def write_html(out, rows, swap_ms, faig_task, faig_png, elapsed):
                            zip(files, (f"{p_in:.2f} dB", f"{p_base:.2f} dB", f"<b>{p_ad:.2f} dB</b>", "reference")))
             parts.append(f"<tr><th>{e(r['task'])}<br><small>{e(name)}</small></th>{imgs}</tr>")
     parts.append("</table>")
+    if heldout:
+        parts.append(f"<h2>On photos it never saw</h2><p>{e(HELDOUT_NOTE.format(n=heldout[0]))}</p><table><tr>"
+                     + "".join(f"<th>{h}</th>" for h in ("task", "degraded", "best classical", "base alone",
+                                                         "base + adapter", "colora")) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in heldout[1]]
+        parts.append("</table>")
     if faig_png:
         parts.append(f"<h2>FAIG: which layers matter for {e(faig_task)}</h2><img src='faig.png' alt='faig.png' "
                      "style='width:100%;image-rendering:auto'>")

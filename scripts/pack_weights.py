@@ -4,6 +4,7 @@
     python scripts/pack_weights.py adapters EXP_DIR colora/weights TASK...
     python scripts/pack_weights.py milestone CHECKPOINT checkpoints/ [START]
     python scripts/pack_weights.py estimator colora/weights
+    python scripts/pack_weights.py heldout RESULTS.json colora/weights
 
 `base` keeps the EMA weights of the pre-training run as the shipped base (the adapters are then
 fine-tuned on exactly these weights, so their recorded base hash matches). `adapters` copies each
@@ -55,22 +56,28 @@ def commands(exp):
     return out
 
 
-def pack_base(ckpt, dest):
+def pack_base(ckpt, dest, train_size=None):
+    """CKPT: a run's checkpoint (its folder's logs give iterations and validation) or a milestone
+    of checkpoints/ (its header does). `train_size`: the training patch side (NAFNet's TLC window),
+    for a milestone that lacks it in its header."""
     dest = Path(dest)
     meta = read_metadata(ckpt)
     state = load_state_dict(ckpt, "params_ema")  # falls back to params when no EMA was kept
     exp = Path(ckpt).parents[1]
     log = exp.parent / "commands.log"
-    command = commands(exp.parent)["pretrain"][0] if log.exists() else None
-    vals = [json.loads(x) for x in (exp / "logs" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    command = commands(exp.parent)["pretrain"][0] if log.exists() else meta.get("command")
+    metrics = exp / "logs" / "metrics.jsonl"
+    vals = [json.loads(x) for x in metrics.read_text().splitlines() if '"val"' in x] if metrics.is_file() else []
+    size = int(train_size or meta.get("train_size") or 64)
     save_checkpoint(dest / "base.safetensors", state, network_g=json.loads(meta["network_g"]),
-                    extra_metadata={"train_size": meta.get("train_size", 64), "made_by": "scripts/make_default_weights.sh"})
+                    extra_metadata={"train_size": size, "made_by": "scripts/make_default_weights.sh"})
     manifest = {"base": {"file": "base.safetensors", "sha256": sha256(dest / "base.safetensors"),
                          "tensors_sha256": tensors_sha256(dest / "base.safetensors"),
-                         "command": command,
-                         "seed": 0, "iterations": vals[-1]["iter"] if vals else None,
-                         "val_psnr": vals[-1].get("psnr") if vals else None,
-                         "val_input_psnr": vals[0].get("input_psnr") if vals else None}}
+                         "command": command, "seed": 0, "train_size": size,
+                         "iterations": vals[-1]["iter"] if vals else int(meta.get("iteration", 0)) or None,
+                         "val_psnr": vals[-1].get("psnr") if vals else float(meta.get("val_psnr") or "nan"),
+                         "val_input_psnr": vals[0].get("input_psnr") if vals else None,
+                         "dtype": str(next(iter(state.values())).dtype).replace("torch.", "")}}
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -113,6 +120,23 @@ def pack_estimator(dest):
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def pack_heldout(results, dest):
+    """heldout.json: the shipped weights' row of benchmarks/vs_classical.py (its --json), which
+    `colora demo` shows beside its own crops, so the product says where it wins and where not."""
+    doc = json.loads(Path(results).read_text())
+    rows = {}
+    for task, res in doc["tasks"].items():
+        m, best = res["methods"], res["best_classical"]
+        rows[task] = {"input": [m["input"]["psnr"], m["input"]["ssim"]],
+                      "best_classical": [best, m[best]["psnr"], m[best]["ssim"]],
+                      "base": [m["base"]["psnr"], m["base"]["ssim"]],
+                      "adapter": [m["base + adapter"]["psnr"], m["base + adapter"]["ssim"]]
+                      if "base + adapter" in m else None}
+    out = {"benchmark": "benchmarks/vs_classical.py", "machine": doc["machine"], "photos": doc["photos"],
+           "tasks": rows}
+    (Path(dest) / "heldout.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def pack_milestone(ckpt, dest, start=0):
     """START: the iterations of the milestone a run went on from (named and recorded in total)."""
     meta = read_metadata(ckpt)
@@ -126,13 +150,16 @@ def pack_milestone(ckpt, dest, start=0):
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, state, network_g=json.loads(meta["network_g"]),
                     extra_metadata={"iteration": it, "val_psnr": val[-1]["psnr"] if val else None,
+                                    "train_size": meta.get("train_size", 64),
                                     "made_by": "scripts/pack_weights.py milestone"})
     print(out, f"iteration {it}", f"val PSNR {val[-1]['psnr']:.2f} dB" if val else "")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "base":
-        pack_base(sys.argv[2], sys.argv[3])
+        pack_base(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)
+    elif sys.argv[1] == "heldout":
+        pack_heldout(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "estimator":
         pack_estimator(sys.argv[2])
     elif sys.argv[1] == "milestone":
