@@ -30,11 +30,11 @@ log = logging.getLogger("colora")
 class NetworkOpt:
     """`network_g`: the architecture `type` plus its keyword options, checked against its signature."""
 
-    type: str = "NAFNet"
+    type: Optional[str] = "NAFNet"  # None (`network_g: ~`): fine-tuning takes the base checkpoint's own
     params: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self):
-        return {"type": self.type, **plain(self.params)}
+        return {"type": self.type, **plain(self.params)} if self.type is not None else {}
 
 
 @dataclass
@@ -351,7 +351,7 @@ def _convert(value, hint, where, warnings):
     if hint is Any:
         return value
     if hint is NetworkOpt:
-        return _build_network(value, where)
+        return NetworkOpt(None) if value is None else _build_network(value, where)
     if origin is Union:  # Optional[X]
         if value is None:
             return None

@@ -29,6 +29,10 @@ def describe(path, size=256):
         from colora.options import load_options
 
         opts = load_options(path)
+        if opts.network_g.type is None:  # a fine-tuning preset: the base checkpoint's architecture
+            from colora.tuning.finetune import base_network_g
+
+            opts.network_g = base_network_g(opts)[1]
         network_g, kind, extra = opts.network_g.to_dict(), "options", {"name": opts.name}
     elif path.is_dir():
         return describe_adapter(path)

@@ -639,3 +639,17 @@ def test_bad_input_in_a_real_process_and_for_compare(background, work, tmp_path)
                                  *as_args(tiny_sets(tmp_path / "cmp", work["base"])))
     assert code == 2 and "unknown method 'lorax'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "cmp").exists()
+
+
+def test_presets_take_the_architecture_their_base_checkpoint_records(work, tmp_path):
+    """`network_g: ~` (the fine-tuning presets): a base of another size fine-tunes with no network_g
+    override, the adapter records that base; pre-training refuses `network_g: ~` in one line."""
+    exp = tmp_path / "exp"
+    sets = [s for s in tiny_sets(exp, work["wide"]) if not s.startswith("network_g.")]
+    code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(sets))
+    assert code == 0, err
+    config = json.loads((exp / "noise_colora" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_arch"]["width"] == 16
+    code, out, err = colora_main("pretrain", "--preset", "nafnet_tiny_prod", "--set", "network_g=~",
+                                 "--set", f"path.experiments_root={tmp_path / 'pre'}")
+    assert code == 2 and "network_g: ~" in err and "Traceback" not in err, err

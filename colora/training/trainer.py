@@ -18,7 +18,7 @@ from tqdm import tqdm
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint, save_checkpoint
 from colora.training.distributed import IterationSampler, broadcast_flags, cleanup_distributed, setup_distributed
-from colora.errors import AdapterError, ColoraError
+from colora.errors import AdapterError, ColoraError, OptionsError
 from colora.training.experiment import (Experiment, Timer, flat_options, load_state, options_diff, rng_states,
                                set_rng_states)
 from colora.training.losses import build_loss
@@ -107,6 +107,9 @@ class Trainer:
         return train, val
 
     def _build_model(self):
+        if self.opts.network_g.type is None:
+            raise OptionsError("network_g: ~ (the base checkpoint's own architecture) is for fine-tuning; "
+                               "pre-training needs network_g with a type, e.g. {type: NAFNet, width: 32}")
         model = build_arch(self.opts.network_g)
         path = self.opts.path
         if path.pretrain_network_g:

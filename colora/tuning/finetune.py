@@ -25,13 +25,26 @@ from colora.metrics import psnr_torch, ssim_torch
 log = logging.getLogger("colora")
 
 
-def load_base(opts):
-    """The frozen base of a fine-tuning run (path.pretrain_network_g), checked against network_g."""
+def base_network_g(opts):
+    """(base checkpoint path, its NetworkOpt): path.pretrain_network_g (~ = the shipped base), and
+    `network_g` of the options, or with `network_g: ~` the architecture the checkpoint records."""
+    from colora.options import network_options
+
     path = opts.path.pretrain_network_g
     if path is None:
         from colora.inference.restorer import default_model_path
 
         path = default_model_path()
+    if opts.network_g.type is not None:
+        return path, opts.network_g
+    from colora.checkpoint import checkpoint_network_g, load_state_dict, read_metadata
+
+    return path, network_options(checkpoint_network_g(path, load_state_dict(path), read_metadata(path)))
+
+
+def load_base(opts):
+    """The frozen base of a fine-tuning run (path.pretrain_network_g), checked against network_g."""
+    path, opts.network_g = base_network_g(opts)
     model = build_arch(opts.network_g)
     load_checkpoint(model, path, strict=True, param_key=opts.path.param_key_g)
     return model, str(path)
