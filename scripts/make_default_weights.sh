@@ -3,10 +3,13 @@
 #   1. the photo corpus from Debian wallpaper packages (scripts/make_corpus.py, scripts/corpus.json);
 #   2. NAFNet (colora/presets/pretrain/nafnet_small_prod.yml) pre-trained with PROD on its 29 training photos;
 #   3. one CoLoRA adapter per task fine-tuned on fresh synthetic pairs of the same photos
-#      (colora/presets/finetune/synthetic.yml with the task set on the command line);
-#   4. the degradation estimator, trained on synthetic pairs of the same photos.
+#      (colora/presets/finetune/synthetic.yml with the task and its iterations set on the command line:
+#      more for the tasks the base alone does least for, haze and blur);
+#   4. the degradation estimator, trained on synthetic pairs of the same photos;
+#   5. the held-out benchmark of the result (benchmarks/vs_classical.py), which `colora demo` shows.
 # Hours on a CPU: pre-training 20,000 iterations is ~5.5 h on one core of an Intel Xeon with AMX
-# (bf16 autocast) and slower where bf16 is not native; each adapter ~40 min. Every step resumes
+# (bf16 autocast), ~2.5 s/iteration (~14 h) where bf16 is not native (AVX2 only, fp32); the adapters
+# ~1-1.3 h per 1,000 iterations on one AVX2 core (5,000 in all). Every step resumes
 # (--auto_resume): rerun the script after an interruption and it continues where it stopped.
 # One thread by default: the thread count changes float rounding.
 # Usage: bash scripts/make_default_weights.sh [EXP_DIR]
@@ -14,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXP=${1:-experiments_default}
 TASKS="rain raindrop rain_raindrop noise blur haze"
+ITERS="rain:300 raindrop:900 rain_raindrop:400 noise:600 blur:1300 haze:1500"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$EXP"
 log() { echo "$(date +%s) $*" >> "$EXP/commands.log"; echo "+ $*"; }
@@ -22,9 +26,11 @@ log() { echo "$(date +%s) $*" >> "$EXP/commands.log"; echo "+ $*"; }
 cmd="colora pretrain -opt colora/presets/pretrain/nafnet_small_prod.yml --set path.experiments_root=$EXP --auto_resume"
 log "$cmd"; $cmd
 BASE="$EXP/nafnet_small_prod/models/net_g_latest.safetensors"
-python scripts/pack_weights.py base "$BASE" colora/weights
-for task in $TASKS; do
+python scripts/pack_weights.py base "$BASE" colora/weights 96
+for spec in $ITERS; do
+  task=${spec%%:*}
   cmd="colora finetune -opt colora/presets/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"
+  cmd="$cmd --set train.total_iter=${spec##*:} --set logger.save_checkpoint_freq=250"
   cmd="$cmd --set datasets.train.task=$task --set datasets.val.task=$task --set path.experiments_root=$EXP"
   cmd="$cmd --set path.pretrain_network_g=colora/weights/base.safetensors --auto_resume"
   log "$cmd"; $cmd
@@ -34,4 +40,6 @@ python scripts/pack_weights.py adapters "$EXP" colora/weights $TASKS
 # the degradation estimator (colora estimator run, --adapter auto): ~50 min on one core
 colora estimator train -o colora/weights/estimator.safetensors --dataroot corpus/train --threads 1
 python scripts/pack_weights.py estimator colora/weights
+python benchmarks/vs_classical.py --threads 2 --json "$EXP/vs_classical.json" --jpeg docs/vs_classical
+python scripts/pack_weights.py heldout "$EXP/vs_classical.json" colora/weights
 echo "done: colora/weights/ (see colora/weights/MANIFEST.json)"
