@@ -653,3 +653,18 @@ def test_presets_take_the_architecture_their_base_checkpoint_records(work, tmp_p
     code, out, err = colora_main("pretrain", "--preset", "nafnet_tiny_prod", "--set", "network_g=~",
                                  "--set", f"path.experiments_root={tmp_path / 'pre'}")
     assert code == 2 and "network_g: ~" in err and "Traceback" not in err, err
+
+
+def test_an_adapter_worse_than_the_base_is_reported(work, tmp_path):
+    """On a base that returns its input (ending conv zeroed), a run with far too high an lr ends
+    below the base on validation: the run says so in a warning."""
+    model = tiny_model()
+    with torch.no_grad():
+        model.ending.weight.zero_()
+        model.ending.bias.zero_()
+    identity = tmp_path / "identity.safetensors"
+    save_checkpoint(identity, model.state_dict(), network_g=TINY_NAFNET)
+    sets = tiny_sets(tmp_path / "exp", identity) + ["train.optim_g.lr=0.3"]
+    code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(sets))
+    assert code == 0, err
+    assert "worse than the base alone" in err

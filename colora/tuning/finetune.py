@@ -199,6 +199,10 @@ def finetune(opts: Options, auto_resume: bool = False) -> dict:
                    adapted=adapted)
     log.info(f"validation PSNR: base {base_metrics.get('psnr', float('nan')):.2f} dB -> adapted "
              f"{adapted.get('psnr', float('nan')):.2f} dB; adapter saved to {out}")
+    if adapted.get("psnr", float("inf")) < base_metrics.get("psnr", float("-inf")):
+        # issue 13: an adapter must never be worse than the base alone on its own task
+        log.warning(f"the adapter is worse than the base alone on validation ({adapted['psnr']:.2f} < "
+                    f"{base_metrics['psnr']:.2f} dB): train longer or with a lower lr, or restore with --strength < 1")
     return summary
 
 
