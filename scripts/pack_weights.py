@@ -62,7 +62,7 @@ def pack_base(ckpt, dest, train_size=None):
     for a milestone that lacks it in its header."""
     dest = Path(dest)
     meta = read_metadata(ckpt)
-    state = load_state_dict(ckpt, "params_ema")  # falls back to params when no EMA was kept
+    state = load_state_dict(ckpt)  # the EMA weights where the checkpoint kept them (a milestone is EMA already)
     exp = Path(ckpt).parents[1]
     log = exp.parent / "commands.log"
     command = commands(exp.parent)["pretrain"][0] if log.exists() else meta.get("command")
