@@ -13,12 +13,18 @@ Our rules, measured by benchmarks/all_in_one.py rather than assumed:
 - a detected task with no adapter loaded is reported as missing and skipped.
 """
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, Mapping, Tuple
 
 from colora.errors import ColoraError
 from colora.inference.estimator import LABELS, detected
 
 MIXTURES = ("chain", "blend")
+
+
+def _check_mixture(mixture):
+    if mixture not in MIXTURES:
+        raise ColoraError(f"auto mixture must be one of {', '.join(MIXTURES)}, got {mixture!r}")
 
 
 @dataclass
@@ -42,8 +48,7 @@ def decide(estimate: Mapping[str, float], available: Mapping[str, str], threshol
            mixture: str = "chain") -> Choice:
     """The Choice for one estimate; `available` maps task -> loaded adapter name. A photo with
     rain and raindrops detected uses a rain_raindrop adapter where one is loaded, else both."""
-    if mixture not in MIXTURES:
-        raise ColoraError(f"auto mixture must be one of {', '.join(MIXTURES)}, got {mixture!r}")
+    _check_mixture(mixture)
     tasks = detected(estimate, threshold)
     if "rain_raindrop" in tasks and "rain_raindrop" not in available:
         tasks = tuple(t for t in tasks for t in (("raindrop", "rain") if t == "rain_raindrop" else (t,)))
@@ -75,8 +80,7 @@ class AutoAdapters:
                  max_tiles: int = 16):
         if not 0.0 < threshold < 1.0:
             raise ColoraError(f"the auto threshold must be between 0 and 1 (exclusive), got {threshold}")
-        if mixture not in MIXTURES:
-            raise ColoraError(f"auto mixture must be one of {', '.join(MIXTURES)}, got {mixture!r}")
+        _check_mixture(mixture)
         if not available:
             raise ColoraError("--adapter auto found no adapter to choose from; pass --adapter-dir with task adapters")
         self.estimator, self.available = estimator, dict(available)
@@ -103,8 +107,6 @@ def task_adapters(model) -> Dict[str, str]:
 
 def adapter_folders(directory) -> list:
     """The adapter folders (holding adapter_config.json) directly inside `directory`, sorted."""
-    from pathlib import Path
-
     d = Path(directory) if directory else None
     if d is None or not d.is_dir():
         return []

@@ -60,6 +60,10 @@ def check_explain(args):
 def cmd_restore(args):
     from colora.inference.shard import Shard
 
+    from tqdm import tqdm
+
+    from colora.inference.auto import summary
+
     explain = check_explain(args)
     shard = Shard.from_env()  # under torchrun: this rank's share of the files
     restorer = restorer_from_args(args)
@@ -70,11 +74,7 @@ def cmd_restore(args):
                                          overwrite=args.overwrite, progress=not args.quiet and shard.is_main,
                                          shard=(shard.rank, shard.world_size), io_threads=not args.no_io_threads):
         counts[result.status] += 1
-        from tqdm import tqdm
-
         if result.choice is not None and not args.quiet:
-            from colora.inference.auto import summary
-
             tqdm.write(f"{result.input}: {summary(result.choice)}")
         records.append({"input": str(result.input), "output": str(result.output) if result.output else None,
                         "status": result.status, "reason": result.reason, "choice": result.choice})
