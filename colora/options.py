@@ -203,6 +203,8 @@ class Options(Section):
     def to_dict(self):
         d = super().to_dict()
         d.pop("source"), d.pop("warnings")
+        if self.network_g.type is None:  # `network_g: ~` dumps as itself
+            d["network_g"] = None
         return d
 
     def validate(self, where):
