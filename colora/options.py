@@ -76,6 +76,7 @@ class DatasetOpt(Section):
 class PathOpt(Section):
     BASICSR_ONLY = frozenset({"root", "models", "training_states", "log", "visualization", "results_root"})
     pretrain_network_g: Optional[str] = None
+    pretrain_adapter: Optional[str] = None  # fine-tuning: go on training this adapter folder
     strict_load_g: bool = True
     param_key_g: str = "params"
     resume_state: Optional[str] = None

@@ -668,3 +668,29 @@ def test_an_adapter_worse_than_the_base_is_reported(work, tmp_path):
     code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(sets))
     assert code == 0, err
     assert "worse than the base alone" in err
+
+
+def test_finetune_continues_an_adapter_from_its_folder(finetuned, work, tmp_path):
+    """path.pretrain_adapter: a run goes on from an adapter's layers, ranks and weights (no FAIG):
+    at a vanishing lr it ends where that adapter was; another method or pre-training refuse it."""
+    start = finetuned["dir"] / "adapter"
+    before = json.loads((start / "adapter_config.json").read_text())
+    exp = tmp_path / "exp"
+    sets = tiny_sets(exp, work["base"]) + [f"path.pretrain_adapter={start}", "train.optim_g.lr=1e-12",
+                                           "train.total_iter=2"]
+    code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(sets))
+    assert code == 0, err
+    folder = exp / "noise_colora" / "adapter"
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["started_from"] == str(start) and not (exp / "noise_colora" / "faig.json").exists()
+    assert config["layers"] == before["layers"] and config["trainable_params"] == before["trainable_params"]
+    assert config["validation"]["adapted"]["psnr"] == pytest.approx(before["validation"]["adapted"]["psnr"], abs=0.02)
+    assert config["validation"]["adapted"]["psnr"] > config["validation"]["base"]["psnr"] + 0.3
+    code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(sets + ["adapter.method=lora", "name=x"]))
+    assert code == 2 and "is a colora adapter but adapter.method is lora" in err, err
+    code, out, err = colora_main("finetune", "-opt", PRESET, *as_args(
+        tiny_sets(tmp_path / "e2", work["base"]) + [f"path.pretrain_adapter={tmp_path / 'nowhere'}"]))
+    assert code == 2 and "is not an adapter folder" in err and "Traceback" not in err, err
+    code, out, err = colora_main("pretrain", "--preset", "nafnet_tiny_prod", "--set", f"path.pretrain_adapter={start}",
+                                 "--set", f"path.experiments_root={tmp_path / 'pre'}")
+    assert code == 2 and "is for fine-tuning" in err, err

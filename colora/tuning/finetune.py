@@ -17,7 +17,7 @@ from colora.tuning.allocation import allocate_ranks, format_table, uniform_rank
 from colora.adapters.base import TaskRun
 from colora.archs import build_arch
 from colora.checkpoint import load_checkpoint
-from colora.errors import ColoraError
+from colora.errors import ColoraError, OptionsError
 from colora.options import Options
 from colora.training.experiment import Experiment
 from colora.metrics import psnr_torch, ssim_torch
@@ -173,11 +173,16 @@ def finetune(opts: Options, auto_resume: bool = False) -> dict:
         adapter = _archive(opts, exp_dir)
     name = adapter.name or adapter.task or opts.name
     base_metrics = evaluate_model(model, val_set) if val_set is not None else {}
-    prepared = get_method(adapter.method).prepare(FinetuneRun(opts, adapter, model, train_set, exp_dir))
-    attach_adapter(model, prepared.adapter, name=name, calib=prepared.calib, ranks=prepared.ranks)
+    info = {"data": describe_data(opts), "base_checkpoint": base_path}
+    table = None
+    if opts.path.pretrain_adapter:
+        info["started_from"] = continue_adapter(model, opts.path.pretrain_adapter, adapter.method, name)
+    else:
+        prepared = get_method(adapter.method).prepare(FinetuneRun(opts, adapter, model, train_set, exp_dir))
+        attach_adapter(model, prepared.adapter, name=name, calib=prepared.calib, ranks=prepared.ranks)
+        table = prepared.table
     n, pct = count_trainable(model)
     log.info(f"adapter '{name}' ({adapter.method}): {n:,} trainable parameters, {pct:.2f} % of the base")
-    info = {"data": describe_data(opts), "base_checkpoint": base_path}
     trainer = Trainer(opts, model=model, auto_resume=auto_resume, adapter_info=info,
                       datasets=(train_set, val_set), archive=False)
     try:
@@ -187,8 +192,8 @@ def finetune(opts: Options, auto_resume: bool = False) -> dict:
         with trainer.ema_weights():
             adapted = evaluate_model(model, val_set) if val_set is not None else {}
             info["validation"] = {"base": base_metrics, "adapted": adapted}
-            if prepared.table is not None:
-                info["allocation"] = {r["name"]: r["rank"] for r in prepared.table}
+            if table is not None:
+                info["allocation"] = {r["name"]: r["rank"] for r in table}
             out = save_adapter(model, exp_dir / "adapter", info=info)
         for f in ("faig.json", "faig.png"):
             if (exp_dir / f).is_file():
@@ -204,6 +209,26 @@ def finetune(opts: Options, auto_resume: bool = False) -> dict:
         log.warning(f"the adapter is worse than the base alone on validation ({adapted['psnr']:.2f} < "
                     f"{base_metrics['psnr']:.2f} dB): train longer or with a lower lr, or restore with --strength < 1")
     return summary
+
+
+def continue_adapter(model, directory, method, name):
+    """Attach the adapter folder `directory` as the one to train (path.pretrain_adapter; peft's
+    `is_trainable=True`): its layers, ranks and weights, on the base it was made for. Its method
+    must be the run's `adapter.method`. Returns the folder, recorded in the new adapter's config."""
+    from colora.adapters import get_hub, load_adapter
+    from colora.adapters.files import read_adapter_dir
+
+    if not Path(directory).is_dir():
+        raise OptionsError(f"path.pretrain_adapter '{directory}' is not an adapter folder; give the folder "
+                           "holding adapter_config.json")
+    config, _ = read_adapter_dir(directory)
+    if config.get("method") != method:
+        raise OptionsError(f"path.pretrain_adapter '{directory}' is a {config.get('method')} adapter but "
+                           f"adapter.method is {method}; set adapter.method: {config.get('method')}")
+    load_adapter(model, directory, name=name)
+    get_hub(model).configs[name].pop("validation", None)  # the new run records its own
+    log.info(f"continuing adapter {directory} as '{name}'")
+    return str(directory)
 
 
 def _archive(opts, exp_dir):
