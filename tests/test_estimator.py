@@ -98,3 +98,25 @@ def test_detected_orders_tasks_and_merges_rain_with_drops():
     assert detected(est | {"haze": 0.8, "rain": 0.7}) == ("rain", "haze")
     assert detected(est | {"rain": 0.7, "raindrop": 0.6, "noise": 0.9}) == ("noise", "rain_raindrop")
     assert detected(est | {"blur": 0.55, "clean": 0.6}) == ()  # clean outranks a weak detection
+
+
+def test_one_branch_estimators_saved_before_the_global_view_still_load(tmp_path):
+    torch.manual_seed(0)
+    old = DegradationEstimator(8, global_view=False)
+    save_estimator(old, tmp_path / "old.safetensors")
+    img = data.coffee()
+    back = load_estimator(tmp_path / "old.safetensors")
+    assert not back.global_view and estimate(back, img) == estimate(old, img)
+    new = DegradationEstimator(8)
+    with pytest.raises(ValueError, match="global view"):
+        new(tiles_of(np.zeros((96, 96, 3), np.float32)))
+
+
+def test_training_samples_pair_a_native_tile_with_the_whole_view():
+    from colora.inference.estimator import EstimatorSamples
+
+    d = EstimatorSamples(None, photos=["astronaut"], seed=3, length=4, region=128)
+    x, thumb, y, sev = d[1]
+    assert x.shape == thumb.shape == (3, TILE, TILE) and y.shape == (len(LABELS),) and sev.shape == (1,)
+    again = d[1]
+    assert all(torch.equal(a, b) for a, b in zip((x, thumb, y, sev), again))  # a pure function of (seed, i)

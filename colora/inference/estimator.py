@@ -2,11 +2,14 @@
 
 `colora restore --adapter auto` needs to know, per photo, whether to leave it alone, which adapter
 to run, or which to chain or blend (issue 14; DA-CLIP and AutoDIR steer one restorer with a
-degradation classifier in the same way). Our choice: a separate tiny CNN (0.28 M parameters,
-0.09 GMAC per 96² tile) rather than a head on the base's features, so it works with any base
-and costs a small fraction of a restore. It sees native-resolution 96² tiles (noise and blur
-live in the fine detail that a downscaled photo loses) and averages its logits over up to
-`max_tiles` tiles spread evenly over the photo, so any size works in bounded time.
+degradation classifier in the same way). Our choice: a separate tiny CNN (0.28 M parameters
+per branch, 0.09 GMAC per 96² view) rather than a head on the base's features, so it works with any
+base and costs a small fraction of a restore. Two views of a photo: native-resolution 96² tiles
+(noise and blur live in the fine detail that a downscaled photo loses), up to `max_tiles` spread
+evenly over the photo so any size works in bounded time, and the whole photo shrunk to 96² (haze
+and a defocused shot are properties of the whole picture: a veil over a whole photo looks, through
+one tile, like a flat region). Each view has its own branch; their pooled features are
+concatenated. Estimators saved before the global view (one branch) still load and run.
 
 Outputs, per image: an independent probability per label (multi-label: a photo can be rainy and
 hazy), `clean` being "no degradation at all", and `severity`, the predicted PSNR (dB) of the
@@ -61,25 +64,49 @@ def detected(est, threshold=0.5):
 
 
 class DegradationEstimator(nn.Module):
-    """Five 3x3 conv stages (the first at full resolution), mean+max pooling, one linear layer
-    giving len(LABELS) logits and the severity."""
+    """Per branch five 3x3 conv stages (the first at full resolution) and mean+max pooling; one
+    linear layer on the pooled features gives len(LABELS) logits and the severity."""
 
-    def __init__(self, width=32):
+    def __init__(self, width=32, global_view=True):
         super().__init__()
+        self.features = self._branch(width)
+        self.global_features = self._branch(width) if global_view else None
+        self.head = nn.Linear(8 * width * (2 if global_view else 1), len(LABELS) + 1)
+        self.width, self.global_view = width, global_view
+
+    @staticmethod
+    def _branch(width):
         chans = [3, width, width * 2, width * 2, width * 4, width * 4]
         layers = []
         for i, (a, b) in enumerate(zip(chans, chans[1:])):
             layers += [nn.Conv2d(a, b, 3, stride=1 if i == 0 else 2, padding=1), nn.LeakyReLU(0.1)]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(2 * chans[-1], len(LABELS) + 1)
-        self.width = width
+        return nn.Sequential(*layers)
 
-    def forward(self, x):
-        """x: (N, 3, H, W) in [0, 1] -> (N, len(LABELS) logits + 1 severity in dB)."""
-        f = self.features(x * 2 - 1)
-        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+    @staticmethod
+    def _pool(f):
+        return torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+
+    def forward(self, x, thumb=None):
+        """x: (N, 3, H, W) tiles in [0, 1]; thumb: the whole images shrunk, (N, ...) one per tile, or
+        (1, ...) when the N tiles are of one image (their features are then averaged). Returns
+        (N or 1, len(LABELS) logits + 1 severity in dB)."""
+        pooled = self._pool(self.features(x * 2 - 1))
+        if self.global_view:
+            if thumb is None:
+                raise ValueError("this estimator has a global view: pass the shrunk whole image as thumb")
+            if thumb.shape[0] != pooled.shape[0]:
+                pooled = pooled.mean(0, keepdim=True)
+            pooled = torch.cat([pooled, self._pool(self.global_features(thumb * 2 - 1))], 1)
         out = self.head(pooled)
         return torch.cat([out[:, :-1], CLEAN_PSNR - nn.functional.softplus(out[:, -1:]) * 10], 1)
+
+
+def thumbnail(img, tile=TILE):
+    """The whole (H, W, 3) float image shrunk (area average) to a (1, 3, tile, tile) tensor."""
+    import cv2
+
+    small = cv2.resize(np.ascontiguousarray(img, np.float32), (tile, tile), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(small).permute(2, 0, 1)[None].float()
 
 
 def tiles_of(img, max_tiles=16, tile=TILE):
@@ -103,7 +130,8 @@ def estimate(model, img, max_tiles=16):
     img = to_float32(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, 2)
-    out = model.eval()(tiles_of(np.asarray(img[..., :3], np.float32), max_tiles)).mean(0)
+    img = np.asarray(img[..., :3], np.float32)
+    out = model.eval()(tiles_of(img, max_tiles), thumbnail(img) if model.global_view else None).mean(0)
     probs = torch.sigmoid(out[:-1]).tolist()
     return {**dict(zip(LABELS, probs)), "severity": float(out[-1])}
 
@@ -112,6 +140,7 @@ def save_estimator(model, path, info=None):
     from safetensors.torch import save_file
 
     meta = {"format": "colora-estimator", "width": str(model.width), "labels": json.dumps(LABELS),
+            "global_view": str(int(model.global_view)),
             "info": json.dumps(info or {})}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
@@ -131,7 +160,7 @@ def load_estimator(path=None):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         if meta.get("format") != "colora-estimator" or json.loads(meta["labels"]) != list(LABELS):
             raise ValueError
-        model = DegradationEstimator(int(meta["width"]))
+        model = DegradationEstimator(int(meta["width"]), global_view=meta.get("global_view", "0") == "1")
         model.load_state_dict(tensors)
     except (SafetensorError, ValueError, KeyError, RuntimeError, OSError):
         raise ColoraError(f"'{path}' is not a colora degradation estimator (or was made for other labels); "
@@ -141,12 +170,14 @@ def load_estimator(path=None):
 
 # ---- training on synthetic pairs whose recipes are the labels ------------------------------------
 class EstimatorSamples(torch.utils.data.Dataset):
-    """Item i: a 96² crop of a clean photo, left clean (p_clean), degraded for one of `tasks`
-    (p_task), or else by a PROD mixture; returns (image, labels, severity). A pure function of
-    (seed, i)."""
+    """Item i: a scene view (a random window of a clean photo, from `region` px to the whole short
+    side, shrunk to `region`² as a photo of that size would be), left clean (p_clean), degraded for
+    one of `tasks` (p_task) or else by a PROD mixture, all at the view's scale (a haze depth map
+    spans the scene, as on a whole photo); returns (one native 96² tile of it, the whole view shrunk
+    to 96², labels, severity = PSNR of the view). A pure function of (seed, i)."""
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
-                 tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")):
+                 tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze"), region=256):
         from colora.data.imagefolder import clean_images
         from colora.degradations.prod import ProdSampler
         from colora.options import DegradationsOpt
@@ -154,17 +185,33 @@ class EstimatorSamples(torch.utils.data.Dataset):
         self.images = clean_images(dataroot, photos, TILE)
         self.prod = ProdSampler(DegradationsOpt(mode="prod", k_max=3))
         self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
+        self.region = region
 
     def __len__(self):
         return self.length
 
-    def __getitem__(self, i):
+    def view(self, rng):
+        """The clean scene view: a window of random size shrunk (area average) to at most region²."""
+        import cv2
+
         from colora.data.datasets import augment, random_crop
+
+        img = self.images[int(rng.integers(len(self.images)))]
+        short = min(img.shape[:2])
+        size = int(rng.integers(min(self.region, short), short + 1))
+        (win,) = augment(rng, random_crop(rng, size, img))
+        side = min(self.region, size)
+        if size > side:
+            win = cv2.resize(np.ascontiguousarray(win, np.float32), (side, side), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(win, np.float32)
+
+    def __getitem__(self, i):
+        from colora.data.datasets import random_crop
         from colora.degradations.tasks import degrade_task
         from colora.metrics import calculate_psnr
 
         rng = np.random.default_rng([self.seed, i])
-        (gt,) = augment(rng, random_crop(rng, TILE, self.images[int(rng.integers(len(self.images)))]))
+        gt = self.view(rng)
         u = rng.random()
         if u < self.p_clean:
             lq, recipe = gt, []
@@ -172,10 +219,12 @@ class EstimatorSamples(torch.utils.data.Dataset):
             lq, recipe = degrade_task(gt, self.tasks[int(rng.integers(len(self.tasks)))], rng)
         else:
             lq, recipe = self.prod.degrade(gt, rng)
-        lq = as_saved(lq)  # as a saved photo: no float-only cue
+        lq = np.asarray(as_saved(lq), np.float32)  # as a saved photo: no float-only cue
         sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
-        x = torch.from_numpy(np.ascontiguousarray(lq, np.float32)).permute(2, 0, 1)
-        return x, torch.from_numpy(recipe_labels(recipe)), torch.tensor([sev], dtype=torch.float32)
+        (tile,) = random_crop(rng, TILE, lq)
+        x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)
+        return (x, thumbnail(lq)[0], torch.from_numpy(recipe_labels(recipe)),
+                torch.tensor([sev], dtype=torch.float32))
 
 
 def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=32, log_every=100, log=print,
@@ -193,8 +242,8 @@ def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(t, iters) / iters)))
     bce = nn.BCEWithLogitsLoss()
     model.train()
-    for it, (x, y, sev) in enumerate(loader, 1):
-        out = model(x)
+    for it, (x, thumb, y, sev) in enumerate(loader, 1):
+        out = model(x, thumb)
         loss = bce(out[:, :-1], y) + 0.05 * (out[:, -1:] - sev).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
