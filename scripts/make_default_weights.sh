@@ -26,7 +26,9 @@ log() { echo "$(date +%s) $*" >> "$EXP/commands.log"; echo "+ $*"; }
 cmd="colora pretrain -opt colora/presets/pretrain/nafnet_small_prod.yml --set path.experiments_root=$EXP --auto_resume"
 log "$cmd"; $cmd
 BASE="$EXP/nafnet_small_prod/models/net_g_latest.safetensors"
-python scripts/pack_weights.py base "$BASE" colora/weights 96
+# 384: the TLC window of the shipped base (trained on 96-px patches), chosen on validation photos; see
+# MANIFEST.json base.train_size_note
+python scripts/pack_weights.py base "$BASE" colora/weights 384
 for spec in $ITERS; do
   task=${spec%%:*}
   cmd="colora finetune -opt colora/presets/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"

@@ -112,13 +112,14 @@ def test_finetune_presets_load_and_their_dump_reloads(preset, tmp_path):
 @pytest.mark.skipif(not SHIPPED, reason="no shipped adapters")
 @pytest.mark.parametrize("config_path", SHIPPED, ids=lambda p: p.parent.name)
 def test_shipped_adapter_settings_still_rebuild_their_layers(config_path):
-    """The settings a shipped adapter recorded (flat keys; its ranks as `^path$` rank_pattern
-    regexes, as colora wrote them then) load as an `adapter:` section and give the same layers."""
+    """The settings a shipped adapter recorded (flat keys; its CoLoRA ranks as the {path: rank}
+    `allocation`, or, in adapters written before it, as `^path$` rank_pattern regexes) load as an
+    `adapter:` section and give the same layers."""
     config = json.loads(config_path.read_text())
     opt = adapter_options({"method": config["method"], **config["settings"]})
     arch = dict(config["base_arch"])
     model = build_arch({"type": arch.pop("type"), **arch})
-    attach_adapter(model, opt, name="again")
+    attach_adapter(model, opt, name="again", ranks=config.get("allocation"))
     assert get_hub(model).configs["again"]["layers"] == config["layers"]
 
 
