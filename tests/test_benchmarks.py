@@ -117,3 +117,13 @@ def test_run_all_replaces_only_the_marked_blocks(tmp_path):
     script.write_text("raise SystemExit('boom')\n")
     failed = run_all.regenerate(doc, scripts_dir=tmp_path, python=sys.executable)
     assert failed == ["fake.py --flag"] and "| --flag |" in doc.read_text()
+
+
+def test_default_speed_prints_every_mode_and_the_macs_ratio(capsys):
+    from benchmarks.default_speed import main
+
+    main(["--size", "64", "--repeat", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "x the tiny base shipped before" in out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| 1 |")]
+    assert len(rows) == 4 and all(float(r.split("|")[4]) > 0 for r in rows)
