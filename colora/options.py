@@ -2,10 +2,9 @@
 
 Why strict: a typo such as `total_iters` would otherwise be ignored silently and a run would train
 with the default. Every unknown key is an error naming the key, its section and the closest valid
-key. Keys that only BasicSR uses (`num_gpu`, `dist_params`, `model_type`, ...) are accepted with a
-warning so the official NAFNet / Restormer training YAMLs load unchanged. BasicSR writes counts as
-`!!float 2e4`, and PyYAML reads `2e-4` (no dot) as a string, so integral floats are accepted where
-an integer is expected and numeric strings where a number is expected.
+key. Keys that only BasicSR uses (`num_gpu`, `dist_params`, ...) are accepted with a warning so the
+official NAFNet / Restormer YAMLs load unchanged. BasicSR writes counts as `!!float 2e4` and PyYAML
+reads `2e-4` as a string: integral floats and numeric strings are accepted where numbers are due.
 """
 import dataclasses
 import difflib
@@ -39,9 +38,8 @@ class NetworkOpt:
 
 @dataclass
 class DatasetOpt(Section):
-    BASICSR_ONLY = frozenset({"io_backend", "dataset_enlarge_ratio", "prefetch_mode",
-                              "pin_memory", "mean", "std", "color", "phase", "scale", "use_hflip",
-                              "gt_size_minimum", "iters", "gt_sizes", "mini_batch_sizes"})
+    BASICSR_ONLY = frozenset({"io_backend", "dataset_enlarge_ratio", "prefetch_mode", "pin_memory", "mean", "std", "color",
+                              "phase", "scale", "use_hflip", "gt_size_minimum", "iters", "gt_sizes", "mini_batch_sizes"})
     name: str = ""
     type: str = "ProdDataset"
     dataroot_gt: Optional[str] = None  # clean images (ProdDataset/TaskDataset) or GT folder (paired)
@@ -58,8 +56,9 @@ class DatasetOpt(Section):
     seed: int = 0
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
     crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
-    RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256),
-              "num_pairs": (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384)}
+    scene_size: Optional[int] = None  # synthetic: degrade a scene view of this side, then crop (datasets.scene_view)
+    RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256), "num_pairs":
+              (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384)}
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
     split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default
@@ -76,7 +75,7 @@ class DatasetOpt(Section):
 class PathOpt(Section):
     BASICSR_ONLY = frozenset({"root", "models", "training_states", "log", "visualization", "results_root"})
     pretrain_network_g: Optional[str] = None
-    pretrain_adapter: Optional[str] = None  # fine-tuning: go on training this adapter folder
+    pretrain_adapter: Optional[str] = None  # fine-tuning: go on training this adapter folder (finetune.py)
     strict_load_g: bool = True
     param_key_g: str = "params"
     resume_state: Optional[str] = None

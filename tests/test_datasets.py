@@ -206,3 +206,31 @@ def test_cli_degrade(clean_dir, tmp_path):
     proc = _cli("-i", str(tmp_path / "nowhere"), "-o", str(out))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "nowhere' does not exist" in proc.stderr
+
+
+def _drop_sizes(ds, n=12):
+    """Mean area (px) of the connected regions a raindrop item changed."""
+    areas = []
+    for i in range(n):
+        item = ds[(0, i % len(ds))] if ds.phase == "train" else ds[i]
+        changed = ((item["lq"] - item["gt"]).abs().amax(0) > 0.02).numpy().astype(np.uint8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(changed)
+        areas += stats[1:, cv2.CC_STAT_AREA].tolist()
+    return np.mean(areas)
+
+
+def test_scene_size_degrades_a_photo_scale_view_then_crops():
+    """scene_size: drops are drawn at the scale of a whole photo (radii relative to the view), not
+    of the 48-px crop, so the crop shows larger drops; items stay pure; too small is refused."""
+    opt = {"type": "TaskDataset", "task": "raindrop", "gt_size": 48, "photos": PHOTOS, "num_samples": 12, "seed": 2}
+    crop, scene = build_dataset(opt, phase="val"), build_dataset(dict(opt, scene_size=256), phase="val")
+    item = scene[3]
+    assert item["lq"].shape == item["gt"].shape == (3, 48, 48)
+    assert _same(item, build_dataset(dict(opt, scene_size=256), phase="val")[3])
+    assert _drop_sizes(scene) > 2 * _drop_sizes(crop)
+    train = build_dataset(dict(opt, scene_size=128))
+    assert _same(train[(1, 2)], build_dataset(dict(opt, scene_size=128))[(1, 2)])
+    pairs = build_dataset(dict(opt, scene_size=128, num_pairs=2))
+    assert all(gt.shape[:2] == (96, 96) for _, gt, _, _ in pairs.pairs)
+    with pytest.raises(OptionsError, match="scene_size .* must be at least gt_size"):
+        build_dataset(dict(opt, scene_size=32))

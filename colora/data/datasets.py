@@ -15,6 +15,8 @@ import dataclasses
 import json
 import logging
 
+import cv2
+
 import numpy as np
 import torch
 
@@ -36,6 +38,21 @@ def random_crop(rng, size, *imgs):
     ch, cw = (size, size) if np.isscalar(size) else size
     y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
     return [im[y:y + ch, x:x + cw] for im in imgs]
+
+
+def scene_view(rng, img, size, flip=False, rot=False):
+    """A clean photo as a whole photo of short side `size` would show it: a random square window,
+    from `size` px to the image's short side, shrunk (area average) to at most size². Degrading
+    this view, not a small training crop, keeps scale-dependent degradations (drop radii and
+    haze depth structure are drawn per image, relative to its size) at a photo's scale; the
+    window's random side mixes the scales of small and large photos; `flip`/`rot` as `augment`.
+    Our choice (issue 13)."""
+    short = min(img.shape[:2])
+    side = int(rng.integers(min(size, short), short + 1))
+    (win,) = augment(rng, random_crop(rng, side, img), flip, rot)
+    if side > size:
+        win = cv2.resize(np.ascontiguousarray(win, np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(win, np.float32)
 
 
 def augment(rng, imgs, flip=True, rot=True):
@@ -69,10 +86,16 @@ class _SyntheticDataset(torch.utils.data.Dataset):
     the flips, so rain stays near vertical). With `num_pairs`, a fixed set of pairs is made once
     (pair j from image j mod N, crop side max(gt_size, crop_pairs_size or 2*gt_size), clipped
     to the image) and items are random gt_size crops and flips of those pairs -- the paper fine-
-    tunes on 16..128 fixed pairs. val: `num_samples` fixed crops (sample i from image i mod N)."""
+    tunes on 16..128 fixed pairs. val: `num_samples` fixed crops (sample i from image i mod N).
+    With `scene_size`, each item (and fixed pair) is degraded as a scene view (`scene_view`) and
+    the gt_size crop is taken from the degraded pair."""
 
     def __init__(self, opt, phase="train"):
         self.opt, self.phase, self.seed, self.size = opt, phase, int(opt.seed), int(opt.gt_size)
+        self.scene = int(opt.scene_size) if opt.scene_size else None
+        if self.scene is not None and self.scene < self.size:
+            raise OptionsError(f"scene_size ({self.scene}) must be at least gt_size ({self.size}): the "
+                               "training crop is taken from the scene view")
         self.images = clean_images(opt.dataroot_gt, opt.photos, self.size)
         self.pairs = None
         if opt.num_pairs and phase == "train":
@@ -85,9 +108,28 @@ class _SyntheticDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, PAIRS_EPOCH, j])
         img, name = self.images[j % len(self.images)], self.images.names[j % len(self.images)]
         side = max(self.size, self.opt.crop_pairs_size or 2 * self.size)
-        (gt,) = random_crop(rng, (min(side, img.shape[0]), min(side, img.shape[1])), img)
-        lq, recipe = self.degrade(gt, rng)
-        return lq, np.ascontiguousarray(gt), f"pair{j:03d}_{name}", json.dumps(recipe)
+        if self.scene is not None:
+            gt = scene_view(rng, img, self.scene)
+            lq, recipe = self.degrade(gt, rng)
+            lq, gt = random_crop(rng, (min(side, gt.shape[0]), min(side, gt.shape[1])), lq, gt)
+        else:
+            (gt,) = random_crop(rng, (min(side, img.shape[0]), min(side, img.shape[1])), img)
+            lq, recipe = self.degrade(gt, rng)
+        return np.ascontiguousarray(lq), np.ascontiguousarray(gt), f"pair{j:03d}_{name}", json.dumps(recipe)
+
+    def _fresh(self, rng, img, augmented):
+        """A new (lq, gt, recipe) of `img`: a gt_size crop, flipped/rotated when `augmented`
+        (before degrading, so rain stays near vertical), degraded; or, with scene_size, the crop of
+        a degraded scene view."""
+        flip, rot = (self.opt.use_flip, self.opt.use_rot) if augmented else (False, False)
+        if self.scene is None:
+            (gt,) = augment(rng, random_crop(rng, self.size, img), flip, rot)
+            lq, recipe = self.degrade(gt, rng)
+            return lq, gt, recipe
+        view = scene_view(rng, img, self.scene, flip, rot)
+        lq, recipe = self.degrade(view, rng)
+        lq, gt = random_crop(rng, self.size, lq, view)
+        return np.ascontiguousarray(lq), np.ascontiguousarray(gt), recipe
 
     def __len__(self):
         if self.phase == "val":
@@ -101,16 +143,14 @@ class _SyntheticDataset(torch.utils.data.Dataset):
         if self.phase == "val":
             rng = np.random.default_rng([self.seed, VAL_EPOCH, index])
             n = index % len(self.images)
-            (gt,) = random_crop(rng, self.size, self.images[n])
-            lq, recipe = self.degrade(gt, rng)
+            lq, gt, recipe = self._fresh(rng, self.images[n], augmented=False)
             return make_item(lq, gt, f"{index:04d}_{self.images.names[n]}", recipe)
         rng = np.random.default_rng([self.seed, epoch, index])
         if self.pairs is not None:
             lq, gt, name, recipe = self.pairs[index]
             lq, gt = augment(rng, random_crop(rng, self.size, lq, gt), self.opt.use_flip, self.opt.use_rot)
             return make_item(lq, gt, f"{name}_e{epoch}", recipe)
-        (gt,) = augment(rng, random_crop(rng, self.size, self.images[index]), self.opt.use_flip, self.opt.use_rot)
-        lq, recipe = self.degrade(gt, rng)
+        lq, gt, recipe = self._fresh(rng, self.images[index], augmented=True)
         return make_item(lq, gt, f"{self.images.names[index]}_e{epoch}", recipe)
 
 

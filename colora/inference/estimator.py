@@ -191,19 +191,10 @@ class EstimatorSamples(torch.utils.data.Dataset):
         return self.length
 
     def view(self, rng):
-        """The clean scene view: a window of random size shrunk (area average) to at most region²."""
-        import cv2
+        """The clean scene view (colora.data.datasets.scene_view) of a random photo, flipped/rotated."""
+        from colora.data.datasets import scene_view
 
-        from colora.data.datasets import augment, random_crop
-
-        img = self.images[int(rng.integers(len(self.images)))]
-        short = min(img.shape[:2])
-        size = int(rng.integers(min(self.region, short), short + 1))
-        (win,) = augment(rng, random_crop(rng, size, img))
-        side = min(self.region, size)
-        if size > side:
-            win = cv2.resize(np.ascontiguousarray(win, np.float32), (side, side), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(win, np.float32)
+        return scene_view(rng, self.images[int(rng.integers(len(self.images)))], self.region, True, True)
 
     def __getitem__(self, i):
         from colora.data.datasets import random_crop
