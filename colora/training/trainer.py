@@ -112,9 +112,8 @@ class Trainer:
                                "pre-training needs network_g with a type, e.g. {type: NAFNet, width: 32}")
         model = build_arch(self.opts.network_g)
         path = self.opts.path
-        if path.pretrain_adapter:
-            raise OptionsError("path.pretrain_adapter continues an adapter and is for fine-tuning (colora finetune); "
-                               "pre-training starts from path.pretrain_network_g")
+        if path.pretrain_adapter:  # pre-training starts from pretrain_network_g only
+            raise OptionsError("path.pretrain_adapter continues an adapter: it is for fine-tuning (colora finetune)")
         if path.pretrain_network_g:
             load_checkpoint(model, path.pretrain_network_g, strict=path.strict_load_g, param_key=path.param_key_g)
             log.info(f"loaded {path.pretrain_network_g}")
