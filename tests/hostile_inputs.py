@@ -44,11 +44,14 @@ def run(argv):
     return code, out.getvalue(), err.getvalue(), escaped
 
 
+# Peak RSS from VmHWM, which starts afresh with the new program: ru_maxrss would carry over the
+# forking parent's RSS (Linux keeps it across fork and execve), i.e. the test process's.
 PROBE = """
-import json, resource, sys
+import json, sys
 from colora.cli import main
 codes = [main(argv) for argv in json.loads(sys.argv[1])]
-print(json.dumps({"codes": codes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+hwm = next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+print(json.dumps({"codes": codes, "peak": int(hwm.split()[1]) * 1024}))
 """
 
 
