@@ -321,6 +321,26 @@ def test_swap_a_b_a(arch, method):
     assert torch.equal(run(model), base_out)
 
 
+def test_swap_after_a_cast_to_bf16():
+    """A merged model cast to bf16 (what --precision auto does on a CPU with native bf16) swaps to
+    an adapter whose merged buffers were made before the cast (an --adapter auto chain did not)."""
+    model = make_model("nafnet")
+    attach_trained(model, "nafnet", "lora", name="a")
+    attach_trained(model, "nafnet", "lora", name="b", task="darken")
+    merge_adapter(model)
+    expected = {}
+    for name in ("a", "b", None):
+        set_adapter(model, name)
+        expected[name] = run(model)
+    model.to(torch.bfloat16)
+    x = photo_pair()[0].to(torch.bfloat16)
+    for name in ("a", "b", "a"):
+        set_adapter(model, name)
+        with torch.no_grad():
+            out = model(x).float()
+        assert (out - expected[name]).abs().mean() < 0.02, name
+
+
 @pytest.mark.parametrize("arch, method", [("nafnet", m) for m in ALL_METHODS] + [("restormer", "svdiff")])
 def test_load_next_to_a_merged_adapter(tmp_path, arch, method):
     """Loading adapter B onto a model where A is merged gives B exactly as on a plain base."""

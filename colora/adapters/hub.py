@@ -298,14 +298,16 @@ class AdapterHub(nn.Module):
                 module._parameters[pname] = slot.base
 
     def _apply(self, fn, recurse=True):
-        """Device / dtype / memory-format moves also reach base tensors kept aside while merged."""
+        """Device / dtype / memory-format moves also reach the tensors kept aside while merged: the
+        bases, and the merged buffers of adapters not active now (a later swap writes into them)."""
         super()._apply(fn, recurse)
         if self.merged:
             with torch.no_grad():
                 for slots in self._slots.values():
                     for slot in slots.values():
-                        if slot.base is not None:
-                            slot.base.data = fn(slot.base)
+                        for t in (slot.base, slot.merged):
+                            if t is not None:
+                                t.data = fn(t)
         return self
 
     # ---- queries -------------------------------------------------------------------------------
