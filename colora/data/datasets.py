@@ -16,7 +16,6 @@ import json
 import logging
 
 import cv2
-
 import numpy as np
 import torch
 
@@ -108,27 +107,25 @@ class _SyntheticDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, PAIRS_EPOCH, j])
         img, name = self.images[j % len(self.images)], self.images.names[j % len(self.images)]
         side = max(self.size, self.opt.crop_pairs_size or 2 * self.size)
-        if self.scene is not None:
-            gt = scene_view(rng, img, self.scene)
-            lq, recipe = self.degrade(gt, rng)
-            lq, gt = random_crop(rng, (min(side, gt.shape[0]), min(side, gt.shape[1])), lq, gt)
-        else:
-            (gt,) = random_crop(rng, (min(side, img.shape[0]), min(side, img.shape[1])), img)
-            lq, recipe = self.degrade(gt, rng)
-        return np.ascontiguousarray(lq), np.ascontiguousarray(gt), f"pair{j:03d}_{name}", json.dumps(recipe)
+        lq, gt, recipe = self._fresh(rng, img, side, augmented=False)
+        return lq, gt, f"pair{j:03d}_{name}", json.dumps(recipe)
 
-    def _fresh(self, rng, img, augmented):
-        """A new (lq, gt, recipe) of `img`: a gt_size crop, flipped/rotated when `augmented`
-        (before degrading, so rain stays near vertical), degraded; or, with scene_size, the crop of
-        a degraded scene view."""
+    def _fresh(self, rng, img, side, augmented):
+        """A new (lq, gt, recipe) of `img`: a crop of `side` (clipped to the image), flipped/rotated
+        when `augmented` (before degrading, so rain stays near vertical), degraded; or, with
+        scene_size, that crop of a degraded scene view."""
         flip, rot = (self.opt.use_flip, self.opt.use_rot) if augmented else (False, False)
+
+        def window(*imgs):
+            return random_crop(rng, (min(side, imgs[0].shape[0]), min(side, imgs[0].shape[1])), *imgs)
+
         if self.scene is None:
-            (gt,) = augment(rng, random_crop(rng, self.size, img), flip, rot)
+            (gt,) = augment(rng, window(img), flip, rot)
             lq, recipe = self.degrade(gt, rng)
-            return lq, gt, recipe
-        view = scene_view(rng, img, self.scene, flip, rot)
-        lq, recipe = self.degrade(view, rng)
-        lq, gt = random_crop(rng, self.size, lq, view)
+        else:
+            view = scene_view(rng, img, self.scene, flip, rot)
+            lq, recipe = self.degrade(view, rng)
+            lq, gt = window(lq, view)
         return np.ascontiguousarray(lq), np.ascontiguousarray(gt), recipe
 
     def __len__(self):
@@ -143,14 +140,14 @@ class _SyntheticDataset(torch.utils.data.Dataset):
         if self.phase == "val":
             rng = np.random.default_rng([self.seed, VAL_EPOCH, index])
             n = index % len(self.images)
-            lq, gt, recipe = self._fresh(rng, self.images[n], augmented=False)
+            lq, gt, recipe = self._fresh(rng, self.images[n], self.size, augmented=False)
             return make_item(lq, gt, f"{index:04d}_{self.images.names[n]}", recipe)
         rng = np.random.default_rng([self.seed, epoch, index])
         if self.pairs is not None:
             lq, gt, name, recipe = self.pairs[index]
             lq, gt = augment(rng, random_crop(rng, self.size, lq, gt), self.opt.use_flip, self.opt.use_rot)
             return make_item(lq, gt, f"{name}_e{epoch}", recipe)
-        lq, gt, recipe = self._fresh(rng, self.images[index], augmented=True)
+        lq, gt, recipe = self._fresh(rng, self.images[index], self.size, augmented=True)
         return make_item(lq, gt, f"{self.images.names[index]}_e{epoch}", recipe)
 
 

@@ -216,17 +216,18 @@ def continue_adapter(model, directory, method, name):
     `is_trainable=True`): its layers, ranks and weights, on the base it was made for. Its method
     must be the run's `adapter.method`. Returns the folder, recorded in the new adapter's config."""
     from colora.adapters import get_hub, load_adapter
-    from colora.adapters.files import read_adapter_dir
 
     if not Path(directory).is_dir():
         raise OptionsError(f"path.pretrain_adapter '{directory}' is not an adapter folder; give the folder "
                            "holding adapter_config.json")
-    config, _ = read_adapter_dir(directory)
-    if config.get("method") != method:
-        raise OptionsError(f"path.pretrain_adapter '{directory}' is a {config.get('method')} adapter but "
-                           f"adapter.method is {method}; set adapter.method: {config.get('method')}")
     load_adapter(model, directory, name=name)
-    get_hub(model).configs[name].pop("validation", None)  # the new run records its own
+    hub = get_hub(model)
+    found = hub.configs[name].get("method")
+    if found != method:
+        hub.remove(name)
+        raise OptionsError(f"path.pretrain_adapter '{directory}' is a {found} adapter but "
+                           f"adapter.method is {method}; set adapter.method: {found}")
+    hub.configs[name].pop("validation", None)  # the new run records its own
     log.info(f"continuing adapter {directory} as '{name}'")
     return str(directory)
 
