@@ -13,12 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from colora.degradations.tasks import RESTORATION_TASKS as DEMO_TASKS
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_text
 from colora.imageio import bundled_photos, write_image
 from colora.metrics import calculate_psnr
 
-DEMO_TASKS = ("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")
 HELD_OUT = ("chelsea", "motorcycle_left")  # never used by the fine-tuning presets' training pairs
 
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from colora.options import load_options
@@ -54,3 +55,17 @@ def test_the_shipped_weights_presets_load_and_share_one_base():
     assert pre.degradations.p_clean > 0  # the base also learns to leave clean photos alone
     raw = yaml.safe_load((ROOT / "colora" / "presets" / "finetune" / "synthetic.yml").read_text())
     assert raw["datasets"]["train"]["num_pairs"] is None  # fresh pairs, not 128 fixed ones
+
+
+def test_photo_validation_scores_the_shipped_noise_adapter(capsys):
+    """scripts/validate_photos.py (what training runs are picked on): the shipped noise adapter
+    brings a whole photo degraded at photo scale closer to its clean self; --adapter is checked."""
+    import validate_photos
+
+    rows = validate_photos.validate(None, {}, ["noise"], photos=("chelsea",), size=96)
+    assert rows["noise"]["adapter"][0] > rows["noise"]["input"][0] + 3
+    validate_photos.main(["--tasks", "noise", "--photos", "chelsea", "--size", "64",
+                          "--adapter", "noise=noise"])
+    assert "noise" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        validate_photos.main(["--tasks", "noise", "--adapter", "haze=x"])

@@ -95,6 +95,7 @@ def test_task_all_draws_every_task_deterministically():
     assert ops == [tuple(s["op"] for s in json.loads(again[i]["recipe"])) for i in range(40)]
     seen = {op for recipe in ops for op in recipe}
     assert {"rain", "raindrop", "haze"} <= seen and len(set(ops)) >= 5
+    assert "lowlight" not in seen  # the six tasks CoLoRA fine-tunes, not colora's extra
     with pytest.raises(OptionsError, match="or all"):
         build_dataset(dict(opt, task="everything"), phase="val")
 

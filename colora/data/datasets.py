@@ -21,7 +21,7 @@ import torch
 
 from colora.data.imagefolder import Images, clean_images, fail, pair_folders, read_all
 from colora.degradations.prod import ProdSampler
-from colora.degradations.tasks import TASKS, degrade_task
+from colora.degradations.tasks import RESTORATION_TASKS, TASKS, degrade_task
 from colora.errors import ColoraError, OptionsError
 from colora.options import DegradationsOpt, load_section
 
@@ -168,8 +168,8 @@ class ProdDataset(_SyntheticDataset):
 
 class TaskDataset(_SyntheticDataset):
     """Synthetic pairs of one fine-tuning task (`task`: a key of TASKS), or of every task at once
-    (`task: all`: each pair one task, drawn uniformly; the one-adapter-for-everything baseline of
-    issue 14, PromptIR's setting)."""
+    (`task: all`: each pair one of the six RESTORATION_TASKS, drawn uniformly; the one adapter for
+    everything baseline of issue 14, PromptIR's setting)."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
         if opt.task not in TASKS and opt.task != "all":
@@ -179,7 +179,7 @@ class TaskDataset(_SyntheticDataset):
         super().__init__(opt, phase)
 
     def degrade(self, img, rng):
-        task = self.task if self.task != "all" else tuple(TASKS)[int(rng.integers(len(TASKS)))]
+        task = self.task if self.task != "all" else RESTORATION_TASKS[int(rng.integers(len(RESTORATION_TASKS)))]
         return degrade_task(img, task, rng)
 
 

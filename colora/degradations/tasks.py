@@ -65,6 +65,11 @@ TASKS = {
 }
 
 
+# The six tasks CoLoRA fine-tunes (the paper's; lowlight is colora's extra): the shipped adapters,
+# and what `task: all` (the one-adapter-for-everything baseline of issue 14) mixes.
+RESTORATION_TASKS = ("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze")
+
+
 def task_ops(task, accessories=False):
     """The op names that define `task` (sorted), e.g. to hold a task out of PROD pre-training;
     with `accessories`, every op the task may draw."""

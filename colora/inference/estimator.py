@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from colora.fileio import atomic_path
-from colora.degradations.tasks import task_ops
+from colora.degradations.tasks import RESTORATION_TASKS, task_ops
 from colora.errors import ColoraError
 from colora.imageio import as_saved, to_float32
 
@@ -177,7 +177,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
     to 96², labels, severity = PSNR of the view). A pure function of (seed, i)."""
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
-                 tasks=("rain", "raindrop", "rain_raindrop", "noise", "blur", "haze"), region=256):
+                 tasks=RESTORATION_TASKS, region=256):
         from colora.data.imagefolder import clean_images
         from colora.degradations.prod import ProdSampler
         from colora.options import DegradationsOpt

@@ -1,0 +1,88 @@
+"""Photo-scale validation: choose among training runs without touching the held-out benchmark.
+
+    python scripts/validate_photos.py --tasks raindrop --adapter raindrop=EXP/raindrop_colora/adapter
+    python scripts/validate_photos.py --model new/base.safetensors            # every shipped adapter
+
+Whole bundled scikit-image photos (no training step of the shipped weights uses them), shrunk to
+`--size` on the longest side and degraded by colora's *own* `degrade_task` at photo scale (drop
+sizes, haze depth and blur lengths as on a photo, unlike a training run's 96-px validation crops,
+whose mean PSNR crops without any drop dominate). Prints input / base alone / base + adapter,
+PSNR/SSIM averaged over photos x seeds. benchmarks/vs_classical.py is the test; this is the
+validation a run is picked on (our rule: never pick on the test).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle_left", "rocket")
+
+
+def shrink(img, size):
+    """`img` with its longest side at most `size` (area interpolation)."""
+    import cv2
+
+    f = size / max(img.shape[:2])
+    if f >= 1:
+        return img
+    return cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA)
+
+
+def score(out, clean):
+    from colora.metrics import calculate_psnr, calculate_ssim
+
+    return min(calculate_psnr(out, clean, crop_border=0), 100.0), calculate_ssim(out, clean, crop_border=0)
+
+
+def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
+    """{task: {"input"|"base"|"adapter": (PSNR, SSIM)}}; `adapters` maps task -> adapter (name or folder)."""
+    from colora.degradations.tasks import degrade_task
+    from colora.imageio import bundled_photos
+    from colora.inference.restorer import Restorer
+
+    clean = {name: shrink(img, size) for name, img in bundled_photos(photos).items()}
+    base = Restorer.from_files(model, [], precision=precision)
+    rows = {}
+    for task in tasks:
+        tuned = Restorer.from_files(model, [adapters.get(task, task)], precision=precision)
+        scores = {"input": [], "base": [], "adapter": []}
+        for name, gt in clean.items():
+            for seed in range(seeds):
+                lq, _ = degrade_task(gt, task, np.random.default_rng([seed, PHOTOS.index(name) if name in PHOTOS else 99]))
+                scores["input"].append(score(lq, gt))
+                scores["base"].append(score(base.restore(lq), gt))
+                scores["adapter"].append(score(tuned.restore(lq), gt))
+        rows[task] = {k: tuple(np.mean(v, axis=0)) for k, v in scores.items()}
+    return rows
+
+
+def main(argv=None):
+    from colora.degradations.tasks import RESTORATION_TASKS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="base .safetensors (default: the shipped base)")
+    ap.add_argument("--adapter", action="append", default=[], metavar="TASK=PATH",
+                    help="an adapter folder for a task (default: the shipped adapter); repeatable")
+    ap.add_argument("--tasks", nargs="+", default=list(RESTORATION_TASKS), choices=RESTORATION_TASKS)
+    ap.add_argument("--photos", nargs="+", default=list(PHOTOS))
+    ap.add_argument("--size", type=int, default=512, help="longest side of each photo (default 512)")
+    ap.add_argument("--seeds", type=int, default=1, help="degradations per photo (default 1)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    args = ap.parse_args(argv)
+    adapters = {}
+    for spec in args.adapter:
+        task, sep, path = spec.partition("=")
+        if not sep or task not in args.tasks:
+            ap.error(f"--adapter takes TASK=PATH with TASK among --tasks, got {spec!r}")
+        adapters[task] = path
+    rows = validate(args.model, adapters, args.tasks, args.photos, args.size, args.seeds, args.precision)
+    print(f"{'task':<14}{'input':>16}{'base alone':>16}{'base + adapter':>16}")
+    for task, row in rows.items():
+        print(f"{task:<14}" + "".join(f"{p:>9.2f} / {s:.3f}" for p, s in row.values()))
+
+
+if __name__ == "__main__":
+    main()
