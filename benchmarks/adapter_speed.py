@@ -13,7 +13,6 @@ Weights are random (beta/gamma ~ N(0, 0.1) so every block contributes): costs do
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine, table, timeit  # noqa: E402
 from colora.adapters.registry import METHOD_NAMES  # noqa: E402
+from colora.inference.memory import peak_rss  # noqa: E402
 
 METHODS = list(METHOD_NAMES)
 
@@ -106,7 +106,7 @@ def child(method, tmp, steps):
         opt.step()
 
     t = timeit(step, repeat=steps, warmup=2)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss() / 2**20
     print(json.dumps({"method": method, "step_s": t, "peak_rss_mb": rss}))
 
 

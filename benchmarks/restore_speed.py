@@ -12,7 +12,7 @@
    Then PSNR to the clean photo of the fp32 and bf16 outputs, their difference, and the PSNR
    between the two outputs.
 2. (`--big`, on by default) `colora restore -t 512` on a 6000x4000 JPEG in a fresh interpreter, so
-   that ru_maxrss (peak RSS) is that run's: wall time (model load, decode, 96 tiles, encode) and peak RSS.
+   that its peak RSS (VmHWM, colora.inference.memory.peak_rss) is that run's: wall time (model load, decode, 96 tiles, encode) and peak RSS.
 3. (`--profile`) torch.profiler top-10 operators of one forward in each mode, at --profile-size.
 
 The weights are random (no published checkpoint can be downloaded here) with NAFNet's layer scales
@@ -147,10 +147,9 @@ def big(args, ckpt, workdir):
 
 def child(argv):
     """Run one `colora restore` in this (fresh) process and print wall time and peak RSS as JSON."""
-    import resource
-
     from colora import cli
     from colora.inference import restorer as restore_mod
+    from colora.inference.memory import peak_rss
 
     t0 = time.perf_counter()
     spent = {"restore": 0.0}
@@ -166,8 +165,7 @@ def child(argv):
     restore_mod.Restorer.restore = timed
     code = cli.main(argv)
     wall = time.perf_counter() - t0
-    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"code": code, "wall": wall, "restore": spent["restore"], "maxrss_gb": maxrss_kb * 1024 / 1e9}))
+    print(json.dumps({"code": code, "wall": wall, "restore": spent["restore"], "maxrss_gb": peak_rss() / 1e9}))
     return code
 
 

@@ -44,14 +44,13 @@ def run(argv):
     return code, out.getvalue(), err.getvalue(), escaped
 
 
-# Peak RSS from VmHWM, which starts afresh with the new program: ru_maxrss would carry over the
-# forking parent's RSS (Linux keeps it across fork and execve), i.e. the test process's.
+# Peak RSS of the new program alone (colora.inference.memory.peak_rss: VmHWM, not the inherited ru_maxrss).
 PROBE = """
 import json, sys
 from colora.cli import main
+from colora.inference.memory import peak_rss
 codes = [main(argv) for argv in json.loads(sys.argv[1])]
-hwm = next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
-print(json.dumps({"codes": codes, "peak": int(hwm.split()[1]) * 1024}))
+print(json.dumps({"codes": codes, "peak": peak_rss()}))
 """
 
 

@@ -130,3 +130,21 @@ def test_the_memory_plan_tiles_what_does_not_fit_and_refuses_what_never_fits():
         plan_tile(3000, 4000, bpp, 4000 * 3000 * IMAGE_BYTES_PER_PIXEL)
     narrow, wide = (build_arch({**TINY_NAFNET, "width": w}).eval() for w in (8, 16))
     assert forward_bytes_per_pixel(wide) > 1.5 * forward_bytes_per_pixel(narrow) > 0
+
+
+def test_peak_rss_is_the_programs_own_not_its_forking_parents():
+    """Benchmarks and the memory probes report a child's peak with peak_rss (VmHWM): a child of a
+    process that once held 600 MB more reports far less (ru_maxrss would report the parent's)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from colora.inference.memory import current_rss, peak_rss
+
+    big = np.ones(600 * 2**20, np.uint8)  # touched: resident
+    parent = peak_rss()
+    assert parent >= current_rss() > big.nbytes
+    child = subprocess.run([sys.executable, "-c", "from colora.inference.memory import peak_rss; print(peak_rss())"],
+                           capture_output=True, text=True, check=True)
+    assert 0 < int(child.stdout) < parent - 400 * 2**20

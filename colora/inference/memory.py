@@ -46,6 +46,21 @@ def current_rss():
         return 0
 
 
+def peak_rss():
+    """Peak resident bytes of this program (VmHWM). Not ru_maxrss: Linux carries that over from the
+    forking parent, so a child of a big process would report the parent's peak. Falls back to
+    ru_maxrss where /proc is missing (macOS: bytes; elsewhere KiB)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("VmHWM:"))
+    except (OSError, ValueError, StopIteration):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
 def default_budget():
     """Half the RAM: room for the rest of the machine, and the fraction never swaps a desktop."""
     return total_ram() // 2

@@ -18,14 +18,15 @@ from colora.errors import ColoraError
 from colora.fileio import atomic_write_text
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from colora.inference.memory import peak_rss
 from colora.tuning.finetune import finetune
 from colora.options import load_options
 opts = load_options(sys.argv[1], sys.argv[3:])
 t = time.time()
 s = finetune(opts)
 s["seconds"] = time.time() - t
-s["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+s["peak_rss_mb"] = peak_rss() / 2**20
 open(sys.argv[2], "w").write(json.dumps(s))
 """
 
