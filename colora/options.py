@@ -118,9 +118,9 @@ class LossOpt(Section):
     loss_weight: float = 1.0
     reduction: str = "mean"
     eps: float = 1e-12  # Charbonnier
-    RANGES = {"loss_weight": (0, 1e6), "eps": (1e-30, 1)}
-    CHOICES = {"type": ("L1Loss", "MSELoss", "CharbonnierLoss", "PSNRLoss"),
-               "reduction": ("mean", "sum")}
+    max_psnr: float = 80.0  # PSNRLoss: each image's ceiling (its MSE floor is 10^(-max_psnr/10))
+    RANGES = {"loss_weight": (0, 1e6), "eps": (1e-30, 1), "max_psnr": (10, 200)}
+    CHOICES = {"type": ("L1Loss", "MSELoss", "CharbonnierLoss", "PSNRLoss"), "reduction": ("mean", "sum")}
 
 
 @dataclass

@@ -386,3 +386,27 @@ def test_bad_inputs_fail_in_one_line_before_training(tmp_path, capsys, case):
     assert err.startswith("colora: error: ") and expected in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "experiments").exists()  # nothing written: training never started
+
+
+def test_psnr_loss_ceiling_keeps_clean_inputs_from_dominating():
+    """train.pixel_opt.max_psnr (PSNRLoss): with NAFNet's 80 dB an almost-untouched clean image
+    pulls ~100x harder than a badly hazed one; a 50 dB ceiling brings the two to one scale, and an
+    identical pair scores exactly -max_psnr. Out-of-range values are refused when options load."""
+    from colora.options import LossOpt
+    from colora.training.losses import build_loss
+
+    gt = torch.rand(2, 3, 16, 16)
+    pred = gt.clone()
+    pred[0] += 1e-3 * torch.randn(3, 16, 16)  # a clean input, returned almost untouched
+    pred[1] += 0.25  # a hazy one, far off
+    pulls = {}
+    for ceiling in (80.0, 50.0):
+        p = pred.clone().requires_grad_(True)
+        build_loss(LossOpt(type="PSNRLoss", max_psnr=ceiling))(p, gt).backward()
+        clean, hazy = (g.norm().item() for g in p.grad)
+        pulls[ceiling] = clean / hazy
+        assert build_loss(LossOpt(type="PSNRLoss", max_psnr=ceiling))(gt, gt).item() == pytest.approx(-ceiling, abs=1e-3)
+    assert pulls[80.0] > 100 and pulls[50.0] < 0.1 * pulls[80.0]
+    assert build_loss(LossOpt(type="L1Loss", max_psnr=50.0))(gt, gt).item() == 0.0  # PSNRLoss's only
+    with pytest.raises(ColoraError, match="max_psnr"):
+        load_options({}, ["train.pixel_opt.max_psnr=5"])

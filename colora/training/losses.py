@@ -32,13 +32,22 @@ class CharbonnierLoss(PixelLoss):
 
 
 class PSNRLoss(PixelLoss):
-    """NAFNet's loss: -PSNR averaged over the batch, (10 / ln 10) * mean_b log(MSE_b + 1e-8).
+    """NAFNet's loss: -PSNR averaged over the batch, (10 / ln 10) * mean_b log(MSE_b + floor), with
+    floor = 10^(-max_psnr / 10) (NAFNet: 1e-8, i.e. 80 dB).
 
-    Per-image logs weigh every image's error relatively, so easy images still count."""
+    Per-image logs weigh every image's error relatively, so easy images still count -- too much when
+    some inputs are clean (PROD's p_clean, drop-free crops of a scene view): an image's gradient
+    scales as 1 / (MSE + floor), so near-identity outputs of clean inputs outweigh a hazy image
+    ~1000x and the network learns to return anything that looks clean untouched. A ceiling of
+    ~50 dB keeps them from dominating (our choice; measured in BENCHMARKS.md)."""
+
+    def __init__(self, loss_weight=1.0, reduction="mean", eps=1e-12, max_psnr=80.0):
+        super().__init__(loss_weight, reduction, eps)
+        self.floor = 10.0 ** (-float(max_psnr) / 10.0)
 
     def forward(self, pred, target):
         mse = (pred - target).pow(2).flatten(1).mean(dim=1)
-        return self.loss_weight * (10.0 / math.log(10.0)) * torch.log(mse + 1e-8).mean()
+        return self.loss_weight * (10.0 / math.log(10.0)) * torch.log(mse + self.floor).mean()
 
 
 LOSSES = {cls.__name__: cls for cls in (L1Loss, MSELoss, CharbonnierLoss, PSNRLoss)}
@@ -47,4 +56,7 @@ LOSSES = {cls.__name__: cls for cls in (L1Loss, MSELoss, CharbonnierLoss, PSNRLo
 def build_loss(opt):
     """A loss from `train.pixel_opt` (LossOpt or dict)."""
     opt = opt.to_dict() if hasattr(opt, "to_dict") else dict(opt)
-    return LOSSES[opt.pop("type")](**opt)
+    cls = LOSSES[opt.pop("type")]
+    if cls is not PSNRLoss:
+        opt.pop("max_psnr", None)
+    return cls(**opt)
