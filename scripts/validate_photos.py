@@ -2,13 +2,16 @@
 
     python scripts/validate_photos.py --tasks raindrop --adapter raindrop=EXP/raindrop_colora/adapter
     python scripts/validate_photos.py --model new/base.safetensors            # every shipped adapter
+    python scripts/validate_photos.py --model new/base.safetensors --per-op   # the base alone, op by op
 
 Whole bundled scikit-image photos (no training step of the shipped weights uses them), shrunk to
 `--size` on the longest side and degraded by colora's *own* `degrade_task` at photo scale (drop
 sizes, haze depth and blur lengths as on a photo, unlike a training run's 96-px validation crops,
 whose mean PSNR crops without any drop dominate). Prints input / base alone / base + adapter,
 PSNR/SSIM averaged over photos x seeds. benchmarks/vs_classical.py is the test; this is the
-validation a run is picked on (our rule: never pick on the test).
+validation a run is picked on (our rule: never pick on the test). `--per-op` checks a pre-training
+run instead: the base alone on each PROD op by itself (a base that returns an op's output unchanged,
+0.00 dB, has not learned that op, however well it does on mixtures).
 """
 import argparse
 import sys
@@ -59,6 +62,24 @@ def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision
     return rows
 
 
+def per_op(model, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
+    """{op: (input PSNR, base-alone PSNR)} over photos x seeds, each photo degraded by that op alone."""
+    from colora.degradations.base import get_op
+    from colora.degradations.prod import DEFAULT_POOL
+    from colora.imageio import bundled_photos
+    from colora.inference.restorer import Restorer
+
+    clean = {name: shrink(img, size) for name, img in bundled_photos(photos).items()}
+    base = Restorer.from_files(model, [], precision=precision)
+    rows = {}
+    for op in DEFAULT_POOL:
+        pairs = [(get_op(op)(gt, np.random.default_rng([seed, i]))[0], gt)
+                 for i, gt in enumerate(clean.values()) for seed in range(seeds)]
+        rows[op] = tuple(np.mean([score(x, gt)[0] for x, gt in pairs]) if f is None else
+                         np.mean([score(f(x), gt)[0] for x, gt in pairs]) for f in (None, base.restore))
+    return rows
+
+
 def main(argv=None):
     from colora.degradations.tasks import RESTORATION_TASKS
 
@@ -71,7 +92,13 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512, help="longest side of each photo (default 512)")
     ap.add_argument("--seeds", type=int, default=1, help="degradations per photo (default 1)")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    ap.add_argument("--per-op", action="store_true", help="the base alone on each PROD op by itself")
     args = ap.parse_args(argv)
+    if args.per_op:
+        print(f"{'op':<28}{'input':>8}{'base':>8}{'gain':>8}")
+        for op, (x, y) in per_op(args.model, args.photos, args.size, args.seeds, args.precision).items():
+            print(f"{op:<28}{x:8.2f}{y:8.2f}{y - x:+8.2f}")
+        return
     adapters = {}
     for spec in args.adapter:
         task, sep, path = spec.partition("=")

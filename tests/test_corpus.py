@@ -69,3 +69,5 @@ def test_photo_validation_scores_the_shipped_noise_adapter(capsys):
     assert "noise" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         validate_photos.main(["--tasks", "noise", "--adapter", "haze=x"])
+    rows = validate_photos.per_op(None, photos=("chelsea",), size=64)  # --per-op: every PROD op
+    assert "haze" in rows and rows["gaussian_noise"][1] > rows["gaussian_noise"][0] + 3
