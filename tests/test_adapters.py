@@ -341,6 +341,46 @@ def test_swap_after_a_cast_to_bf16():
         assert (out - expected[name]).abs().mean() < 0.02, name
 
 
+@pytest.mark.parametrize("method", ["colora", "svdiff", "bitfit"])
+def test_kept_merged_copies_swap_to_the_same_outputs(method):
+    """keep_merged_copies: swaps re-point each adapter's own merged tensors (A -> B -> A exact, the
+    same outputs as rewriting), survive a bf16 cast, follow a strength change and a reload of the
+    adapter's weights, and are freed when turned off."""
+    from colora.adapters import adapter_state_dict, get_hub, keep_merged_copies, set_strength
+
+    model = make_model("nafnet")
+    attach_trained(model, "nafnet", method, name="a")
+    attach_trained(model, "nafnet", method, name="b", task="darken")
+    merge_adapter(model)
+    expected = {}
+    for name in ("a", "b", None):
+        set_adapter(model, name)
+        expected[name] = run(model)
+    keep_merged_copies(model)
+    for name in ("a", "b", "a", None, "b"):
+        set_adapter(model, name)
+        assert torch.equal(run(model), expected[name]), name
+    hub = get_hub(model)
+    kept = [t for slots in hub._slots.values() for slot in slots.values() for t in slot.kept.values()]
+    assert kept and all(not t.requires_grad for t in kept)
+    set_strength(model, 0.5)  # kept copies made at strength 1 must not be reused
+    half = run(model)
+    set_adapter(model, "a"), set_adapter(model, "b")
+    assert torch.equal(run(model), half) and not torch.equal(half, expected["b"])
+    set_strength(model, 1.0)
+    state = {k: v * 0 for k, v in adapter_state_dict(model, "a").items()}
+    hub.load_state_of("a", state, "zeros")  # reloaded weights replace a's kept copies
+    set_adapter(model, "a")
+    assert not torch.equal(run(model), expected["a"])
+    model.to(torch.bfloat16)
+    set_adapter(model, "b")
+    with torch.no_grad():
+        out = model(photo_pair()[0].to(torch.bfloat16)).float()
+    assert (out - expected["b"]).abs().mean() < 0.02
+    keep_merged_copies(model, False)
+    assert not any(slot.kept for slots in hub._slots.values() for slot in slots.values())
+
+
 @pytest.mark.parametrize("arch, method", [("nafnet", m) for m in ALL_METHODS] + [("restormer", "svdiff")])
 def test_load_next_to_a_merged_adapter(tmp_path, arch, method):
     """Loading adapter B onto a model where A is merged gives B exactly as on a plain base."""

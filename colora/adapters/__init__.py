@@ -21,7 +21,8 @@ import importlib
 
 _API = {name: "colora.adapters.api" for name in (
     "attach_adapter", "save_adapter", "load_adapter", "set_adapter", "blend_adapters", "set_strength", "merge_adapter",
-    "unmerge_adapter", "remove_adapter", "trainable_parameters", "count_trainable", "adapter_state_dict",
+    "unmerge_adapter", "keep_merged_copies", "remove_adapter", "trainable_parameters", "count_trainable",
+    "adapter_state_dict",
     "base_sha256", "get_hub", "list_adapters", "adapter_options")}
 _API.update({"base_state_dict": "colora.adapters.hub", "AdapterOpt": "colora.adapters.config",
              "MethodOpt": "colora.adapters.config", "METHOD_NAMES": "colora.adapters.registry",

@@ -104,6 +104,13 @@ def merge_adapter(model: nn.Module) -> None:
     get_hub(model).merge()
 
 
+def keep_merged_copies(model: nn.Module, keep: bool = True) -> None:
+    """Merged mode: keep each adapter's merged tensors once made, so swapping back to it re-points
+    them instead of rewriting them (a swap ~0.1 ms instead of ~30 ms on NAFNet-w32), at the cost of
+    the tensors each adapter touches (up to the base's size per adapter). False frees them."""
+    get_hub(model).keep_merged(keep)
+
+
 def unmerge_adapter(model: nn.Module) -> None:
     """Put the very base tensors back (training needs unmerged mode)."""
     get_hub(model).unmerge()
