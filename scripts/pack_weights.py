@@ -87,7 +87,7 @@ def pack_adapters(exp, dest, tasks):
     cmds = commands(exp)
     if "pretrain" in cmds:
         manifest["base"]["seconds"] = cmds["pretrain"][1]
-    manifest["adapters"] = {}
+    manifest.setdefault("adapters", {})  # the listed tasks are replaced; the others stay as shipped
     for task in tasks:
         src = Path(exp) / f"{task}_colora" / "adapter"
         out = dest / "adapters" / task
