@@ -41,11 +41,16 @@ def load_photos(n=None, size=None):
     out = []
     for seed, path in enumerate(sorted(PHOTOS.glob("*.png"))[:n]):
         img = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        if size and max(img.shape[:2]) > size:
-            f = size / max(img.shape[:2])
-            img = cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA)
-        out.append((path.stem, img, seed))
+        out.append((path.stem, shrink(img, size) if size else img, seed))
     return out
+
+
+def shrink(img, size):
+    """`img` with its longest side at most `size` (area interpolation)."""
+    f = size / max(img.shape[:2])
+    if f >= 1:
+        return img
+    return cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA)
 
 
 def _u8(x):

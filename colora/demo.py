@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colora.degradations.tasks import RESTORATION_TASKS as DEMO_TASKS
+from colora.degradations.tasks import RESTORATION_TASKS
 from colora.errors import ColoraError
 from colora.fileio import atomic_write_text
 from colora.imageio import bundled_photos, write_image
@@ -48,14 +48,14 @@ def run_demo(out_dir, model_path=None, adapter_dir=None, size=192, per_photo=1, 
     model_path = Path(model_path) if model_path else default_model_path()
     model = load_model(model_path)
     search = [adapter_dir, model_path.parent, WEIGHTS_DIR / "adapters"]
-    for task in DEMO_TASKS:
+    for task in RESTORATION_TASKS:
         load_adapter(model, find_adapter(task, search), activate=False)
     merge_adapter(model)
     restorer = Restorer(model, adapters=[])
-    log(f"loaded the base {model_path.name} and {len(DEMO_TASKS)} adapters")
+    log(f"loaded the base {model_path.name} and {len(RESTORATION_TASKS)} adapters")
     rows, swaps = [], []
     samples = crops(size, per_photo)
-    for ti, task in enumerate(DEMO_TASKS):
+    for ti, task in enumerate(RESTORATION_TASKS):
         base_p, ad_p, in_p, cells = [], [], [], []
         for si, (name, clean) in enumerate(samples):
             lq, _ = degrade_task(clean, task, np.random.default_rng([7, ti, si]))

@@ -21,40 +21,34 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.vs_classical import _score as score, shrink  # noqa: E402
+
 PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle_left", "rocket")
 
 
-def shrink(img, size):
-    """`img` with its longest side at most `size` (area interpolation)."""
-    import cv2
-
-    f = size / max(img.shape[:2])
-    if f >= 1:
-        return img
-    return cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_AREA)
-
-
-def score(out, clean):
-    from colora.metrics import calculate_psnr, calculate_ssim
-
-    return min(calculate_psnr(out, clean, crop_border=0), 100.0), calculate_ssim(out, clean, crop_border=0)
-
-
-def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
-    """{task: {"input"|"base"|"adapter": (PSNR, SSIM)}}; `adapters` maps task -> adapter (name or folder)."""
-    from colora.degradations.tasks import degrade_task
+def _setup(model, photos, size, precision):
+    """The clean photos shrunk to `size`, in order, and the base alone as a Restorer."""
     from colora.imageio import bundled_photos
     from colora.inference.restorer import Restorer
 
-    clean = {name: shrink(img, size) for name, img in bundled_photos(photos).items()}
-    base = Restorer.from_files(model, [], precision=precision)
+    clean = [shrink(img, size) for img in bundled_photos(photos).values()]
+    return clean, Restorer.from_files(model, [], precision=precision)
+
+
+def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
+    """{task: {"input"|"base"|"adapter": (PSNR, SSIM)}}; `adapters` maps task -> adapter (name or folder).
+    Photo i, seed s is degraded with the generator seeded [s, i]."""
+    from colora.degradations.tasks import degrade_task
+    from colora.inference.restorer import Restorer
+
+    clean, base = _setup(model, photos, size, precision)
     rows = {}
     for task in tasks:
         tuned = Restorer.from_files(model, [adapters.get(task, task)], precision=precision)
         scores = {"input": [], "base": [], "adapter": []}
-        for name, gt in clean.items():
+        for i, gt in enumerate(clean):
             for seed in range(seeds):
-                lq, _ = degrade_task(gt, task, np.random.default_rng([seed, PHOTOS.index(name) if name in PHOTOS else 99]))
+                lq, _ = degrade_task(gt, task, np.random.default_rng([seed, i]))
                 scores["input"].append(score(lq, gt))
                 scores["base"].append(score(base.restore(lq), gt))
                 scores["adapter"].append(score(tuned.restore(lq), gt))
@@ -66,17 +60,17 @@ def per_op(model, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
     """{op: (input PSNR, base-alone PSNR)} over photos x seeds, each photo degraded by that op alone."""
     from colora.degradations.base import get_op
     from colora.degradations.prod import DEFAULT_POOL
-    from colora.imageio import bundled_photos
-    from colora.inference.restorer import Restorer
 
-    clean = {name: shrink(img, size) for name, img in bundled_photos(photos).items()}
-    base = Restorer.from_files(model, [], precision=precision)
+    clean, base = _setup(model, photos, size, precision)
     rows = {}
     for op in DEFAULT_POOL:
-        pairs = [(get_op(op)(gt, np.random.default_rng([seed, i]))[0], gt)
-                 for i, gt in enumerate(clean.values()) for seed in range(seeds)]
-        rows[op] = tuple(np.mean([score(x, gt)[0] for x, gt in pairs]) if f is None else
-                         np.mean([score(f(x), gt)[0] for x, gt in pairs]) for f in (None, base.restore))
+        inputs, outputs = [], []
+        for i, gt in enumerate(clean):
+            for seed in range(seeds):
+                lq, _ = get_op(op)(gt, np.random.default_rng([seed, i]))
+                inputs.append(score(lq, gt)[0])
+                outputs.append(score(base.restore(lq), gt)[0])
+        rows[op] = (float(np.mean(inputs)), float(np.mean(outputs)))
     return rows
 
 

@@ -6,9 +6,12 @@ from torch import nn
 
 
 class PixelLoss(nn.Module):
-    def __init__(self, loss_weight=1.0, reduction="mean", eps=1e-12):
+    """Every loss takes every `LossOpt` field; `eps` is Charbonnier's, `max_psnr` PSNRLoss's."""
+
+    def __init__(self, loss_weight=1.0, reduction="mean", eps=1e-12, max_psnr=80.0):
         super().__init__()
         self.loss_weight, self.reduction, self.eps = loss_weight, reduction, eps
+        self.floor = 10.0 ** (-float(max_psnr) / 10.0)  # PSNRLoss: each image's MSE floor
 
     def reduce(self, x):
         return x.mean() if self.reduction == "mean" else x.sum()
@@ -41,10 +44,6 @@ class PSNRLoss(PixelLoss):
     ~1000x and the network learns to return anything that looks clean untouched. A ceiling of
     ~50 dB keeps them from dominating (our choice; measured in BENCHMARKS.md)."""
 
-    def __init__(self, loss_weight=1.0, reduction="mean", eps=1e-12, max_psnr=80.0):
-        super().__init__(loss_weight, reduction, eps)
-        self.floor = 10.0 ** (-float(max_psnr) / 10.0)
-
     def forward(self, pred, target):
         mse = (pred - target).pow(2).flatten(1).mean(dim=1)
         return self.loss_weight * (10.0 / math.log(10.0)) * torch.log(mse + self.floor).mean()
@@ -56,7 +55,4 @@ LOSSES = {cls.__name__: cls for cls in (L1Loss, MSELoss, CharbonnierLoss, PSNRLo
 def build_loss(opt):
     """A loss from `train.pixel_opt` (LossOpt or dict)."""
     opt = opt.to_dict() if hasattr(opt, "to_dict") else dict(opt)
-    cls = LOSSES[opt.pop("type")]
-    if cls is not PSNRLoss:
-        opt.pop("max_psnr", None)
-    return cls(**opt)
+    return LOSSES[opt.pop("type")](**opt)
