@@ -71,3 +71,17 @@ def test_photo_validation_scores_the_shipped_noise_adapter(capsys):
         validate_photos.main(["--tasks", "noise", "--adapter", "haze=x"])
     rows = validate_photos.per_op(None, photos=("chelsea",), size=64)  # --per-op: every PROD op
     assert "haze" in rows and rows["gaussian_noise"][1] > rows["gaussian_noise"][0] + 3
+
+
+def test_estimator_validation_degrades_deterministically_and_scores_the_shipped_estimator(capsys):
+    """scripts/validate_estimator.py (what estimator runs are picked on): the same sets every call;
+    the shipped estimator leaves the clean photo alone and calls noise on the noisy one."""
+    import validate_estimator
+
+    from colora.inference.estimator import load_estimator
+
+    a = validate_estimator.degraded_sets(photos=("chelsea",), size=160, seeds=1)
+    b = validate_estimator.degraded_sets(photos=("chelsea",), size=160, seeds=1)
+    assert list(a) == list(validate_estimator.SETS) and all(np.array_equal(a[k][0], b[k][0]) for k in a)
+    picks = validate_estimator.exact_picks(load_estimator(), {k: a[k] for k in ("clean", "noise")})
+    assert picks == {"clean": 1.0, "noise": 1.0}

@@ -115,8 +115,27 @@ def test_one_branch_estimators_saved_before_the_global_view_still_load(tmp_path)
 def test_training_samples_pair_a_native_tile_with_the_whole_view():
     from colora.inference.estimator import EstimatorSamples
 
-    d = EstimatorSamples(None, photos=["astronaut"], seed=3, length=4, region=128)
+    d = EstimatorSamples(None, photos=["astronaut"], seed=3, length=4, region=128, tiles=3)
     x, thumb, y, sev = d[1]
-    assert x.shape == thumb.shape == (3, TILE, TILE) and y.shape == (len(LABELS),) and sev.shape == (1,)
+    assert x.shape == (3, 3, TILE, TILE) and thumb.shape == (3, TILE, TILE)
+    assert y.shape == (len(LABELS),) and sev.shape == (1,)
     again = d[1]
     assert all(torch.equal(a, b) for a, b in zip((x, thumb, y, sev), again))  # a pure function of (seed, i)
+
+
+def test_several_tiles_of_an_image_are_averaged_as_estimate_averages_a_photos_tiles():
+    torch.manual_seed(0)
+    model = DegradationEstimator(8).eval()
+    tiles = torch.rand(4, 3, TILE, TILE)
+    thumb = torch.rand(1, 3, TILE, TILE)
+    with torch.no_grad():
+        batched = model(tiles[None], thumb)  # training: (B=1, K=4) tiles
+        one_photo = model(tiles, thumb)  # estimate: 4 tiles of one photo
+    assert batched.shape == (1, len(LABELS) + 1) and torch.allclose(batched, one_photo, atol=1e-6)
+
+
+def test_training_options_are_checked(tmp_path):
+    out = tmp_path / "x.safetensors"
+    assert cli.main(["estimator", "train", "-o", str(out), "--tiles", "0"]) == 2
+    assert cli.main(["estimator", "train", "-o", str(out), "--region", "64"]) == 2
+    assert not out.exists()

@@ -87,10 +87,15 @@ class DegradationEstimator(nn.Module):
         return torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
 
     def forward(self, x, thumb=None):
-        """x: (N, 3, H, W) tiles in [0, 1]; thumb: the whole images shrunk, (N, ...) one per tile, or
+        """x: (N, 3, H, W) tiles in [0, 1], or (B, K, 3, H, W): K tiles of each of B images, whose
+        features are averaged per image; thumb: the whole images shrunk, one per tile or image, or
         (1, ...) when the N tiles are of one image (their features are then averaged). Returns
-        (N or 1, len(LABELS) logits + 1 severity in dB)."""
-        pooled = self._pool(self.features(x * 2 - 1))
+        (N, B or 1, len(LABELS) logits + 1 severity in dB)."""
+        if x.dim() == 5:
+            b, k = x.shape[:2]
+            pooled = self._pool(self.features(x.flatten(0, 1) * 2 - 1)).view(b, k, -1).mean(1)
+        else:
+            pooled = self._pool(self.features(x * 2 - 1))
         if self.global_view:
             if thumb is None:
                 raise ValueError("this estimator has a global view: pass the shrunk whole image as thumb")
@@ -173,11 +178,14 @@ class EstimatorSamples(torch.utils.data.Dataset):
     """Item i: a scene view (a random window of a clean photo, from `region` px to the whole short
     side, shrunk to `region`² as a photo of that size would be), left clean (p_clean), degraded for
     one of `tasks` (p_task) or else by a PROD mixture, all at the view's scale (a haze depth map
-    spans the scene, as on a whole photo); returns (one native 96² tile of it, the whole view shrunk
-    to 96², labels, severity = PSNR of the view). A pure function of (seed, i)."""
+    spans the scene, as on a whole photo); returns (`tiles` native 96² tiles of it, (tiles, 3, 96, 96),
+    the whole view shrunk to 96², labels, severity = PSNR of the view). Several tiles per view train
+    the model as `estimate` runs it (tile features averaged over the photo: a drop or a blurred
+    edge seen in one tile of several) and spend one costly degraded view on more than one tile.
+    A pure function of (seed, i)."""
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
-                 tasks=RESTORATION_TASKS, region=256):
+                 tasks=RESTORATION_TASKS, region=256, tiles=1):
         from colora.data.imagefolder import clean_images
         from colora.degradations.prod import ProdSampler
         from colora.options import DegradationsOpt
@@ -185,7 +193,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
         self.images = clean_images(dataroot, photos, TILE)
         self.prod = ProdSampler(DegradationsOpt(mode="prod", k_max=3))
         self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
-        self.region = region
+        self.region, self.tiles = region, tiles
 
     def __len__(self):
         return self.length
@@ -212,8 +220,8 @@ class EstimatorSamples(torch.utils.data.Dataset):
             lq, recipe = self.prod.degrade(gt, rng)
         lq = np.asarray(as_saved(lq), np.float32)  # as a saved photo: no float-only cue
         sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
-        (tile,) = random_crop(rng, TILE, lq)
-        x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)
+        crops = [random_crop(rng, TILE, lq)[0] for _ in range(self.tiles)]
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
         return (x, thumbnail(lq)[0], torch.from_numpy(recipe_labels(recipe)),
                 torch.tensor([sev], dtype=torch.float32))
 
@@ -222,7 +230,8 @@ def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=
                     **samples):
     """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
     cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a
-    moderately wrong label). `samples`: EstimatorSamples' mix (p_clean, p_task, tasks)."""
+    moderately wrong label). `samples`: EstimatorSamples' mix (p_clean, p_task, tasks), view size
+    (region) and tiles per view (tiles)."""
     torch.manual_seed(seed)
     model = DegradationEstimator(width)
     data = EstimatorSamples(dataroot, seed=seed, length=iters * batch, **samples)

@@ -12,14 +12,17 @@ def cmd_train(args):
 
     from colora.inference.estimator import save_estimator, train_estimator
 
-    if args.iters < 1 or args.batch < 1 or args.width < 1:
-        raise ColoraError("--iters, --batch and --width must be at least 1")
+    if min(args.iters, args.batch, args.width, args.tiles) < 1:
+        raise ColoraError("--iters, --batch, --width and --tiles must be at least 1")
+    if args.region < 96:
+        raise ColoraError(f"--region must be at least 96 (one tile), got {args.region}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, width=args.width,
-                            log=log.info)
+                            log=log.info, tiles=args.tiles, region=args.region)
     save_estimator(model, args.output, info={"dataroot": args.dataroot, "iters": args.iters, "batch": args.batch,
-                                             "seed": args.seed, "width": args.width})
+                                             "seed": args.seed, "width": args.width, "tiles": args.tiles,
+                                             "region": args.region})
     log.info(f"estimator saved to {args.output}")
 
 
@@ -56,6 +59,9 @@ def add_estimator(sub):
     t.add_argument("--iters", type=int, default=2500)
     t.add_argument("--width", type=int, default=32, help="channels of the first stage")
     t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--tiles", type=int, default=1, help="96² tiles per training view, their features averaged "
+                   "as `run` averages a photo's tiles")
+    t.add_argument("--region", type=int, default=256, help="side of the degraded training views (a photo's scale)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     t.set_defaults(func=cmd_train)
