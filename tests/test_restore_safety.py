@@ -1,6 +1,8 @@
 """`colora restore` never loses a user's file (issue 15, item 1): an output is never written over an
 input of the run, nor over a file this run did not create unless --overwrite, and --suffix cannot
 leave -o. Every refusal is a line naming the file and the reason."""
+import sys
+
 import pytest
 import torch
 
@@ -148,3 +150,25 @@ def test_peak_rss_is_the_programs_own_not_its_forking_parents():
     child = subprocess.run([sys.executable, "-c", "from colora.inference.memory import peak_rss; print(peak_rss())"],
                            capture_output=True, text=True, check=True)
     assert 0 < int(child.stdout) < parent - 400 * 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_applies_once_asked_and_respects_the_users_allocator_settings():
+    """`colora restore` reuses freed activations (glibc mallopt); COLORA_MALLOC=default or glibc's own
+    MALLOC_*_THRESHOLD_ variables leave the allocator as the user set it. In fresh interpreters:
+    the setting is process-wide."""
+    import os
+    import platform
+    import subprocess
+
+    code = "from colora.inference.memory import keep_freed_memory as k; print(k())"
+
+    def applied(**env):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, text=True,
+                             stdout=subprocess.PIPE, check=True).stdout
+        return out.strip()
+
+    base = {"COLORA_MALLOC": "", "MALLOC_MMAP_THRESHOLD_": "", "MALLOC_TRIM_THRESHOLD_": ""}
+    assert applied(**base) == ("True" if platform.libc_ver()[0] == "glibc" else "False")
+    assert applied(**{**base, "COLORA_MALLOC": "default"}) == "False"
+    assert applied(**{**base, "MALLOC_TRIM_THRESHOLD_": "100000"}) == "False"

@@ -11,6 +11,7 @@ from colora.archs.contract import PART_NAMES, Architecture  # noqa: F401  (publi
 from colora.archs.registry import (arch_params, build_arch, check_arch_options, full_config,  # noqa: F401
                                    get_arch, infer_network_g, list_archs, register_arch)
 from colora.archs import nafnet, restormer  # noqa: F401  (fills the registry)
+from colora.archs.onednn import use_onednn  # noqa: F401  (public here)
 
 # The published configurations (their checkpoints load strictly into these).
 OFFICIAL_CONFIGS = {

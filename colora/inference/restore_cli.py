@@ -64,7 +64,10 @@ def cmd_restore(args):
 
     from colora.inference.auto import summary
 
+    from colora.inference.memory import keep_freed_memory
+
     explain = check_explain(args)
+    keep_freed_memory()  # this process only restores: reuse freed activations rather than re-mmap them
     shard = Shard.from_env()  # under torchrun: this rank's share of the files
     restorer = restorer_from_args(args)
     counts = {"restored": 0, "skipped": 0, "failed": 0}

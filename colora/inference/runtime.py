@@ -2,13 +2,14 @@
 
 The Restorer tiles, blends and handles files; a runner only runs the network. `TorchRunner` holds
 a torch network in the precision colora.precision chooses for this machine (channels_last,
-inference_mode, the whole net cast rather than autocast); `OnnxRunner` (colora.inference.onnx)
+inference_mode, the whole net cast rather than autocast, fp32 convolutions through oneDNN); `OnnxRunner` (colora.inference.onnx)
 runs an exported .onnx file with ONNX Runtime.
 """
 import copy
 import time
 import torch
 
+from colora.archs import use_onednn
 from colora.precision import inference_dtype
 
 PROBE_SIDE = 256  # the tile `auto` times fp32 against bf16 on (once per process and network)
@@ -33,6 +34,7 @@ class TorchRunner:
         self.model, self.device, self.channels_last = model, torch.device(device), channels_last
         if channels_last:
             model.to(memory_format=torch.channels_last)
+        use_onednn(model)  # fp32 channels_last convolutions through oneDNN (colora.archs.onednn)
         key = repr(sorted(getattr(model, "network_g", {"id": id(model)}).items()))
         self.dtype = inference_dtype(precision, self.device, force, measure=self._measure, key=key)
         if self.dtype != torch.float32:

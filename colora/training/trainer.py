@@ -15,7 +15,7 @@ import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from colora.archs import build_arch
+from colora.archs import build_arch, use_onednn
 from colora.checkpoint import load_checkpoint, save_checkpoint
 from colora.training.distributed import IterationSampler, broadcast_flags, cleanup_distributed, setup_distributed
 from colora.errors import AdapterError, ColoraError, OptionsError
@@ -54,7 +54,7 @@ class Trainer:
         self.model = model if model is not None else self._build_model()
         self.model.to(self.dist.device)
         self.memory_format = torch.channels_last if opts.train.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        use_onednn(self.model.to(memory_format=self.memory_format))  # fp32 convs through oneDNN
         try:
             self.amp_dtype = resolve_precision(opts.train.precision, self.dist.device)
         except ValueError as e:

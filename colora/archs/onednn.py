@@ -1,0 +1,41 @@
+"""float32 convolutions of channels_last tensors through oneDNN (issue 16: a faster fp32 forward).
+
+On CPU, torch 2.13 sends a float32 convolution of a channels_last tensor to its generic
+`_slow_conv2d` (im2col + GEMM, with layout copies) for every 1x1 convolution: 63 % of a
+NAFNet-SIDD-width32 forward at 256² (torch.profiler, 1 thread, AMD EPYC), 12.2 ms for a 32 -> 64
+channel 1x1 conv at 256² where `aten::mkldnn_convolution` (oneDNN, the kernel bf16 already uses)
+takes 3.6 ms. `OneDnnConv2d` calls oneDNN directly for those inputs and falls back to nn.Conv2d
+for everything else (other layouts or dtypes, autocast, which casts only the ops it knows, and
+non-CPU tensors); the outputs agree to float rounding (~3e-7) and autograd works through it. It
+is an nn.Conv2d (same parameters, state dict and isinstance), so adapters, EMA copies and export
+see no difference. BENCHMARKS.md (vs_official) has the measured effect.
+"""
+import torch
+from torch import nn
+
+
+def _onednn_ok(conv, x):
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_autocast_enabled("cpu")
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and torch.backends.mkldnn.is_available())
+
+
+class OneDnnConv2d(nn.Conv2d):
+    """An nn.Conv2d whose float32 channels_last CPU forward runs oneDNN's convolution."""
+
+    def forward(self, x):
+        if _onednn_ok(self, x):
+            return torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride,
+                                                     self.dilation, self.groups)
+        return super().forward(x)
+
+
+def use_onednn(model: nn.Module) -> int:
+    """Make every plain nn.Conv2d of `model` a OneDnnConv2d in place (its class only: parameters,
+    hooks and names are untouched); returns how many."""
+    convs = [m for m in model.modules() if type(m) is nn.Conv2d]
+    for m in convs:
+        m.__class__ = OneDnnConv2d
+    return len(convs)
+
