@@ -89,8 +89,8 @@ class DegradationEstimator(nn.Module):
     def forward(self, x, thumb=None):
         """x: (N, 3, H, W) tiles in [0, 1], or (B, K, 3, H, W): K tiles of each of B images, whose
         features are averaged per image; thumb: the whole images shrunk, one per tile or image, or
-        (1, ...) when the N tiles are of one image (their features are then averaged). Returns
-        (N, B or 1, len(LABELS) logits + 1 severity in dB)."""
+        (1, ...) when the N tiles are of one image (their features are then averaged). Returns one
+        row per tile, image, or (1) the one image: len(LABELS) logits + 1 severity in dB."""
         if x.dim() == 5:
             b, k = x.shape[:2]
             pooled = self._pool(self.features(x.flatten(0, 1) * 2 - 1)).view(b, k, -1).mean(1)
