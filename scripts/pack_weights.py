@@ -110,13 +110,19 @@ def pack_adapters(exp, dest, tasks):
 
 
 def pack_estimator(dest):
-    """Record the degradation estimator (written in place by `colora estimator train`)."""
+    """Record the degradation estimator (written in place by `colora estimator train`) and the
+    command that made it, from the settings the file records."""
+    from safetensors import safe_open
+
     dest = Path(dest)
     manifest = json.loads((dest / "MANIFEST.json").read_text())
+    with safe_open(str(dest / "estimator.safetensors"), "pt") as f:
+        info = json.loads((f.metadata() or {}).get("info", "{}"))
+    flags = "".join(f" --{k} {info[k]}" for k in ("iters", "batch", "width", "tiles", "region", "seed") if k in info)
     manifest["estimator"] = {"file": "estimator.safetensors", "sha256": sha256(dest / "estimator.safetensors"),
                              "tensors_sha256": tensors_sha256(dest / "estimator.safetensors"),
                              "command": "colora estimator train -o colora/weights/estimator.safetensors "
-                                        "--dataroot corpus/train --threads 1"}
+                                        f"--dataroot corpus/train --threads 1{flags}"}
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
