@@ -53,3 +53,21 @@ def test_a_swapped_network_keeps_its_state_dict_and_outputs():
     with torch.no_grad():
         assert torch.allclose(fast(x), plain(x), atol=1e-5)
     assert type(copy.deepcopy(fast).intro) is OneDnnConv2d  # EMA copies keep it
+
+
+def test_disabling_onednn_in_torch_disables_the_redirect():
+    fast = nn.Conv2d(8, 16, 1)
+    use_onednn(fast)
+    x = torch.randn(1, 8, 12, 12).contiguous(memory_format=torch.channels_last)
+    calls = []
+    original = torch.ops.aten.mkldnn_convolution
+    try:
+        torch.ops.aten.mkldnn_convolution = lambda *a: calls.append(1) or original(*a)
+        fast(x)
+        assert calls == [1]
+        torch.backends.mkldnn.enabled = False
+        fast(x)
+        assert calls == [1]
+    finally:
+        torch.ops.aten.mkldnn_convolution = original
+        torch.backends.mkldnn.enabled = True

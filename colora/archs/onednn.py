@@ -18,7 +18,7 @@ def _onednn_ok(conv, x):
     return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
             and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_autocast_enabled("cpu")
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-            and torch.backends.mkldnn.is_available())
+            and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled())
 
 
 class OneDnnConv2d(nn.Conv2d):
