@@ -57,11 +57,14 @@ def main(argv=None):
     p.add_argument("--estimator", nargs="*", default=[None], help="estimator files (default: the shipped one)")
     p.add_argument("--size", type=int, default=384, help="photos' long side")
     p.add_argument("--seeds", type=int, default=2, help="degradations per photo and set")
+    p.add_argument("--threshold", type=float, nargs="*", default=[0.5],
+                   help="detection thresholds to compare (`colora restore --auto-threshold`)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     sets = degraded_sets(size=a.size, seeds=a.seeds)
-    scores = {str(f or "shipped"): exact_picks(load_estimator(f), sets) for f in a.estimator}
+    scores = {f"{f or 'shipped'} @ {t:g}": exact_picks(load_estimator(f), sets, t)
+              for f in a.estimator for t in a.threshold}
     single = ("noise", "blur", "rain", "raindrop", "rain_raindrop", "haze")
     rows = [[name] + [f"{100 * s[name]:.0f} %" for s in scores.values()] for name in SETS]
     rows.append(["single tasks (mean)"] + [f"{100 * np.mean([s[k] for k in single]):.0f} %" for s in scores.values()])
