@@ -68,6 +68,12 @@ PROFILES = {
     "full": dict(pretrains=list(PRETRAINS), methods=list(METHODS), tasks=["raindrop", "rain_raindrop"],
                  pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=4000, finetune_iter=1000, net=[],
                  gt_size=64, eval_size=96, eval_samples=24, faig=[]),
+    # issue 13, step 5: quick with the new pre-training data (PROD on the corpus photos, which hold
+    # neither evaluation photo); fine-tuning and evaluation as in quick, so the two compare
+    "quick_corpus": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"],
+                         tasks=["raindrop"], pairs=[16, 128], seeds=[0, 1, 2], pretrain_iter=2000,
+                         finetune_iter=400, net=[], gt_size=64, eval_size=96, eval_samples=24, faig=[],
+                         pretrain_root=str(ROOT / "corpus" / "train")),
     # seconds, for the test: every code path of quick on an 8-wide 2-level NAFNet
     "toy": dict(pretrains=["random", "prod"], methods=["full", "lora", "colora", "bitfit"], tasks=["raindrop"],
                 pairs=[4], seeds=[0, 1], pretrain_iter=6, finetune_iter=4, net=TINY, gt_size=32, eval_size=32,
@@ -103,13 +109,23 @@ def base_path(out, variant):
     return out / "runs" / f"pre_{variant}" / "models" / "net_g_latest.safetensors"
 
 
+def pretrain_data(p):
+    """The pre-training photos: the profile's folder (`pretrain_root`) or the six bundled TRAIN_PHOTOS."""
+    root = p.get("pretrain_root")
+    if root is None:
+        return [f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]"]
+    if not Path(root).is_dir():
+        raise SystemExit(f"pre-training folder '{root}' not found; make it with `python scripts/make_corpus.py -o corpus`")
+    return [f"datasets.train.dataroot_gt={root}"]
+
+
 def pretrain_sets(p, out, variant):
     n = p["pretrain_iter"]
     mode, extra, _ = PRETRAIN_VARIANTS.get(variant, ("prod" if variant == "random" else variant, [], ""))
     return p["net"] + [
         f"name=pre_{variant}", f"path.experiments_root={out / 'runs'}", "manual_seed=0",
         f"degradations.mode={mode}", f"degradations.exclude=[{','.join(p['tasks'])}]",
-        f"datasets.train.photos=[{','.join(TRAIN_PHOTOS)}]", f"datasets.train.gt_size={p['gt_size']}",
+        *pretrain_data(p), f"datasets.train.gt_size={p['gt_size']}",
         f"datasets.val.photos=[{','.join(EVAL_PHOTOS)}]", f"datasets.val.gt_size={p['eval_size']}",
         f"datasets.val.num_samples={p['eval_samples']}", f"train.total_iter={n}",
         f"train.warmup_iter={min(50, n // 10)}", f"val.val_freq={max(n // 4, 1)}", f"logger.print_freq={n}",

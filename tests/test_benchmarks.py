@@ -127,3 +127,24 @@ def test_default_speed_prints_every_mode_and_the_macs_ratio(capsys):
     assert "x the tiny base shipped before" in out
     rows = [ln for ln in out.splitlines() if ln.startswith("| 1 |")]
     assert len(rows) == 4 and all(float(r.split("|")[4]) > 0 for r in rows)
+
+
+def test_the_corpus_profile_pretrains_on_its_folder_and_says_how_to_make_it(tmp_path):
+    """quick_corpus (issue 13, step 5): PROD reads the corpus folder; everything else is quick's."""
+    import cv2
+    from skimage import data
+
+    from colora.data.datasets import ProdDataset
+    from colora.options import load_options
+
+    quick, corpus = paper_ablation.PROFILES["quick"], paper_ablation.PROFILES["quick_corpus"]
+    assert {k: v for k, v in corpus.items() if k != "pretrain_root"} == quick
+    for name, img in (("a", data.astronaut()), ("b", data.coffee())):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), img[..., ::-1])
+    p = dict(corpus, pretrain_root=str(tmp_path))
+    opts = load_options(paper_ablation.ROOT / "colora" / "presets" / "pretrain" / "nafnet_tiny_prod.yml",
+                        paper_ablation.pretrain_sets(p, tmp_path / "out", "prod"))
+    ds = ProdDataset(opts.datasets["train"], opts.degradations)
+    assert sorted(ds.images.names) == ["a", "b"]
+    with pytest.raises(SystemExit, match="make_corpus"):
+        paper_ablation.pretrain_sets(dict(corpus, pretrain_root=str(tmp_path / "missing")), tmp_path, "prod")
