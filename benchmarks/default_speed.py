@@ -5,7 +5,8 @@
 What a user pays to restore with `colora restore` as installed: the shipped base alone and the base
 with one adapter merged (`Restorer.from_files(None, ["noise"])`), on a real photo (astronaut,
 resized to SIZE x SIZE, sigma-25 noise), fp32 and `--precision auto` (bf16 where the CPU has it
-natively and a one-tile timing finds it faster). The modes alternate within each repeat, so a
+natively and a one-tile timing finds it faster), with the CLI's allocator setting
+(colora.inference.memory.keep_freed_memory). The modes alternate within each repeat, so a
 change of load hits all of them alike; the load average is printed. Also the MACs per pixel of the
 default network against the tiny NAFNet shipped before it (the issue allows up to 8x).
 """
@@ -50,8 +51,10 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="alternating rounds (median; default 3)")
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts (default 1,2)")
     a = ap.parse_args(argv)
+    from colora.inference.memory import keep_freed_memory
     from colora.inference.restorer import Restorer
 
+    keep_freed_memory()  # as `colora restore` runs (COLORA_MALLOC=default measures glibc's defaults)
     img = photo(a.size)
     mpx = a.size * a.size / 1e6
     net = dict(Restorer.from_files(None).model.network_g)
