@@ -5,10 +5,11 @@ On CPU, torch 2.13 sends a float32 convolution of a channels_last tensor to its 
 NAFNet-SIDD-width32 forward at 256² (torch.profiler, 1 thread, AMD EPYC), 12.2 ms for a 32 -> 64
 channel 1x1 conv at 256² where `aten::mkldnn_convolution` (oneDNN, the kernel bf16 already uses)
 takes 3.6 ms. `OneDnnConv2d` calls oneDNN directly for those inputs and falls back to nn.Conv2d
-for everything else (other layouts or dtypes, autocast, which casts only the ops it knows, and
-non-CPU tensors); the outputs agree to float rounding (~3e-7) and autograd works through it. It
-is an nn.Conv2d (same parameters, state dict and isinstance), so adapters, EMA copies and export
-see no difference. BENCHMARKS.md (vs_official) has the measured effect.
+for everything else (other layouts or dtypes, autocast, which casts only the ops it knows,
+non-CPU tensors, and torch.compile, which traces the standard op and fuses it itself); the
+outputs agree to float rounding (~3e-7) and autograd works through it. It is an nn.Conv2d (same
+parameters, state dict and isinstance), so adapters, EMA copies and export see no difference.
+BENCHMARKS.md (vs_official) has the measured effect.
 """
 import torch
 from torch import nn
@@ -18,7 +19,8 @@ def _onednn_ok(conv, x):
     return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
             and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_autocast_enabled("cpu")
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-            and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled())
+            and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled()
+            and not torch.compiler.is_compiling())  # torch.compile has no meta kernel for it
 
 
 class OneDnnConv2d(nn.Conv2d):
