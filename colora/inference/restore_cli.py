@@ -63,7 +63,6 @@ def cmd_restore(args):
     from tqdm import tqdm
 
     from colora.inference.auto import summary
-
     from colora.inference.memory import keep_freed_memory
 
     explain = check_explain(args)

@@ -2,8 +2,8 @@
 
 The Restorer tiles, blends and handles files; a runner only runs the network. `TorchRunner` holds
 a torch network in the precision colora.precision chooses for this machine (channels_last,
-inference_mode, the whole net cast rather than autocast, fp32 convolutions through oneDNN); `OnnxRunner` (colora.inference.onnx)
-runs an exported .onnx file with ONNX Runtime.
+inference_mode, the whole net cast rather than autocast, fp32 convolutions through oneDNN);
+`OnnxRunner` (colora.inference.onnx) runs an exported .onnx file with ONNX Runtime.
 """
 import copy
 import time
