@@ -25,30 +25,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import machine, table  # noqa: E402
+from benchmarks import restore_speed  # noqa: E402
 from benchmarks.restore_speed import make_checkpoint, photo  # noqa: E402
 
 
-def child(argv):
-    """One `colora restore` in this fresh process; prints peak RSS (bytes) as JSON."""
-    from colora import cli
-    from colora.inference.memory import peak_rss
-
-    code = cli.main(argv)
-    print(json.dumps({"code": code, "peak_rss": peak_rss()}))
-
-
 def run(argv, allocator):
+    """(wall s, system CPU s, peak RSS GB) of one `colora restore` in a fresh interpreter
+    (restore_speed's child) with COLORA_MALLOC=`allocator`."""
     env = dict(os.environ, COLORA_MALLOC=allocator)
     before = os.times()
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(argv)], env=env, text=True,
+    proc = subprocess.run([sys.executable, restore_speed.__file__, "--child", json.dumps(argv)], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     after = os.times()
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     if res["code"] != 0:
         raise SystemExit(f"colora {' '.join(argv)} failed with exit code {res['code']}")
-    return wall, after.children_system - before.children_system, res["peak_rss"]
+    return wall, after.children_system - before.children_system, res["maxrss_gb"]
 
 
 def main(argv=None):
@@ -57,10 +51,7 @@ def main(argv=None):
     p.add_argument("--photos", type=int, default=3)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child:
-        return child(json.loads(a.child))
     from colora.precision import native_bf16
 
     print(f"machine: {machine().rsplit(',', 1)[0]}, {a.threads} threads")
@@ -90,7 +81,7 @@ def main(argv=None):
                 rows.append([f"{size} x {a.photos}", precision,
                              f"{med['default'][0]:.1f} / {med['keep'][0]:.1f}", f"{med['default'][0] / med['keep'][0]:.2f}x",
                              f"{med['default'][1]:.1f} / {med['keep'][1]:.1f}",
-                             f"{med['default'][2] / 1e9:.2f} / {med['keep'][2] / 1e9:.2f}"])
+                             f"{med['default'][2]:.2f} / {med['keep'][2]:.2f}"])
     print(table(["photos", "precision", "wall s: glibc default / keep_freed_memory", "speed-up",
                  "system CPU s", "peak RSS GB"], rows))
     print(f"\nload average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

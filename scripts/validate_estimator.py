@@ -18,16 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.all_in_one import SETS  # noqa: E402
 from benchmarks.common import table  # noqa: E402
-from benchmarks.vs_classical import shrink  # noqa: E402
-from scripts.validate_photos import PHOTOS  # noqa: E402
+from scripts.validate_photos import PHOTOS, clean_photos  # noqa: E402
 
 
 def degraded_sets(photos=PHOTOS, size=384, seeds=2):
     """{set: [degraded 8-bit image, ...]}: photo i, seed s degraded with the generator [s, i, set number]."""
     from colora.degradations.tasks import degrade_task
-    from colora.imageio import as_saved, bundled_photos
+    from colora.imageio import as_saved
 
-    clean = [shrink(img, size) for img in bundled_photos(photos).values()]
+    clean = clean_photos(photos, size)
     out = {}
     for n, (name, (ops, _)) in enumerate(SETS.items()):
         out[name] = []

@@ -26,13 +26,18 @@ from benchmarks.vs_classical import _score as score, shrink  # noqa: E402
 PHOTOS = ("astronaut", "chelsea", "coffee", "motorcycle_left", "rocket")
 
 
+def clean_photos(photos=PHOTOS, size=512):
+    """The bundled validation photos, in order, shrunk to `size` on the longest side."""
+    from colora.imageio import bundled_photos
+
+    return [shrink(img, size) for img in bundled_photos(photos).values()]
+
+
 def _setup(model, photos, size, precision):
     """The clean photos shrunk to `size`, in order, and the base alone as a Restorer."""
-    from colora.imageio import bundled_photos
     from colora.inference.restorer import Restorer
 
-    clean = [shrink(img, size) for img in bundled_photos(photos).values()]
-    return clean, Restorer.from_files(model, [], precision=precision)
+    return clean_photos(photos, size), Restorer.from_files(model, [], precision=precision)
 
 
 def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision="fp32"):

@@ -242,8 +242,9 @@ class AdapterHub(nn.Module):
         same arithmetic every time, so A -> B -> A gives A's tensors bit for bit."""
         written = set()
         for owner, pname, slot, bases, touching in self._merge_plan(self.active):
-            buf = slot.kept.get(self.active) if self._keep else None
-            if buf is None:  # write W + s * delta into the shared buffer, or a new kept one
+            if self._keep and self.active in slot.kept:  # made before: re-point
+                buf = slot.kept[self.active]
+            else:  # write W + s * delta into the shared buffer, or a new kept one
                 buf = None if self._keep else slot.merged
                 if buf is None:
                     like = slot.base if slot.base is not None else touching[0].deltas(bases)[pname]

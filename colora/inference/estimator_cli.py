@@ -10,12 +10,12 @@ log = logging.getLogger("colora")
 def cmd_train(args):
     import torch
 
-    from colora.inference.estimator import save_estimator, train_estimator
+    from colora.inference.estimator import TILE, save_estimator, train_estimator
 
     if min(args.iters, args.batch, args.width, args.tiles) < 1:
         raise ColoraError("--iters, --batch, --width and --tiles must be at least 1")
-    if args.region < 96:
-        raise ColoraError(f"--region must be at least 96 (one tile), got {args.region}")
+    if args.region < TILE:
+        raise ColoraError(f"--region must be at least {TILE} (one tile), got {args.region}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, width=args.width,
