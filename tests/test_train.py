@@ -410,3 +410,36 @@ def test_psnr_loss_ceiling_keeps_clean_inputs_from_dominating():
     assert build_loss(LossOpt(type="L1Loss", max_psnr=50.0))(gt, gt).item() == 0.0  # PSNRLoss's only
     with pytest.raises(ColoraError, match="max_psnr"):
         load_options({}, ["train.pixel_opt.max_psnr=5"])
+
+
+# ---- a resumed run with another length -----------------------------------------------------------
+@pytest.mark.parametrize("new_total", [12, 30])
+def test_a_resumed_run_of_another_length_decays_its_cosine_to_the_new_end(tmp_path, one_thread, new_total):
+    """Shortened or lengthened on resume, the cosine goes on from the lr it had reached (no jump)
+    and reaches eta_min exactly at the new total_iter, instead of stopping short or climbing back."""
+    cosine = {"scheduler": {"type": "CosineAnnealingLR", "eta_min": 1e-5}, "warmup_iter": 2}
+    first = options(tmp_path / "experiments", train={"total_iter": 20, "deterministic": False, **cosine})
+    del first["datasets"]["val"]
+    trainer = Trainer(load_options(first))
+    real_loss = trainer.loss_fn
+
+    def loss_fn(pred, gt):  # as a SIGTERM during iteration 8 would: save a state there and stop
+        if trainer.iter + 1 == 8:
+            trainer._stop = signal.SIGTERM
+        return real_loss(pred, gt)
+
+    trainer.loss_fn = loss_fn
+    try:
+        assert trainer.fit()["interrupted"] and trainer.iter == 8
+    finally:
+        trainer.close()
+    trainer = Trainer(load_options(dict(first, train={**first["train"], "total_iter": new_total})),
+                      auto_resume=True)
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
+    lr = {r["iter"]: r["lr"] for r in records(tmp_path / "experiments" / "tiny", "train")}
+    assert sorted(lr) == list(range(1, new_total + 1))
+    assert lr[new_total] == pytest.approx(1e-5, rel=1e-6)
+    assert all(lr[i] > lr[i + 1] for i in range(2, new_total))  # decreasing all the way, through the resume

@@ -25,3 +25,17 @@ def build_scheduler(optimizer, t):
         return main
     warmup = lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm)
     return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warm])
+
+
+def refit_to_total(scheduler, t):
+    """After a resume with another `train.total_iter`: a cosine whose length came from total_iter
+    (no explicit T_max) is re-fitted so it decays from the learning rate it has reached to eta_min
+    exactly at the new end. The restored T_max would otherwise stop the decay short of a shortened
+    run, or climb back up the cosine past the old end of a lengthened one. torch's cosine steps
+    recursively (each lr from the last), so changing T_max continues the curve without a jump."""
+    if t.scheduler.type not in ("CosineAnnealingLR", "TrueCosineAnnealingLR") or t.scheduler.T_max:
+        return
+    parts = getattr(scheduler, "_schedulers", [scheduler])
+    cosine = parts[-1]
+    if isinstance(cosine, lr_scheduler.CosineAnnealingLR):
+        cosine.T_max = max(t.total_iter - max(t.warmup_iter, 0), 1)
