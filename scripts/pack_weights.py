@@ -162,6 +162,9 @@ def pack_milestone(ckpt, dest, start=0):
 
 
 if __name__ == "__main__":
+    need = {"base": 4, "heldout": 4, "estimator": 3, "milestone": 4, "adapters": 5}
+    if len(sys.argv) < 2 or len(sys.argv) < need.get(sys.argv[1], 99):
+        sys.exit(__doc__.split("\n\n")[1])
     if sys.argv[1] == "base":
         pack_base(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)
     elif sys.argv[1] == "heldout":
