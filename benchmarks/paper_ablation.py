@@ -5,6 +5,7 @@ CoLoRA, SVDiff, DiffFit, SCT, BitFit on the PROD base), at 16 and 128 training p
     python benchmarks/paper_ablation.py --profile quick --jobs 2          # <= 90 min on 2 cores
     python benchmarks/paper_ablation.py --profile full --budget-minutes 120   # rerun to continue
     python benchmarks/paper_ablation.py --profile quick --report-only
+    python benchmarks/paper_ablation.py --profile quick_corpus --pretrains prod,prod_dead_leaves --methods full
 
 Every finished cell is one JSON line in OUT/results.jsonl; a rerun skips it, and `--budget-minutes`
 stops starting cells once spent (running cells finish). The report (OUT/report.md + OUT/ablation.png,
@@ -58,6 +59,9 @@ GREY = ["camera", "brick", "grass", "gravel", "coins", "moon", "page", "text", "
 PRETRAIN_VARIANTS = {  # `--pretrains prod_more`: is the pre-training data what limits transfer?
     "prod_more": ("prod", [f"datasets.train.photos=[{','.join(TRAIN_PHOTOS + GREY)}]"],
                   "PROD on 15 photos (+ 9 grey ones)"),
+    # issue 13: do procedural images help? (with quick_corpus: 29 photos + 29 dead-leaves images)
+    "prod_dead_leaves": ("prod", ["datasets.train.dead_leaves=29", "datasets.train.dead_leaves_size=512"],
+                         "PROD + dead leaves (29 images beside the photos)"),
 }
 TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]
 

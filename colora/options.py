@@ -57,8 +57,11 @@ class DatasetOpt(Section):
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
     crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
     scene_size: Optional[int] = None  # synthetic: degrade a scene view of this side, then crop (datasets.scene_view)
+    dead_leaves: int = 0  # synthetic: procedural dead-leaves images added to the clean ones (data.dead_leaves)
+    dead_leaves_size: int = 512  # their side in px
     RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256), "num_pairs":
-              (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384)}
+              (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384),
+              "dead_leaves": (0, 10 ** 6), "dead_leaves_size": (8, 8192)}
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
     split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default

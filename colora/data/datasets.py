@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from colora.data.dead_leaves import WithDeadLeaves
 from colora.data.imagefolder import Images, clean_images, fail, pair_folders, read_all
 from colora.degradations.prod import ProdSampler
 from colora.degradations.tasks import RESTORATION_TASKS, TASKS, degrade_task
@@ -87,7 +88,8 @@ class _SyntheticDataset(torch.utils.data.Dataset):
     to the image) and items are random gt_size crops and flips of those pairs -- the paper fine-
     tunes on 16..128 fixed pairs. val: `num_samples` fixed crops (sample i from image i mod N).
     With `scene_size`, each item (and fixed pair) is degraded as a scene view (`scene_view`) and
-    the gt_size crop is taken from the degraded pair."""
+    the gt_size crop is taken from the degraded pair. With `dead_leaves: N`, N procedural images
+    follow the clean photos (colora.data.dead_leaves)."""
 
     def __init__(self, opt, phase="train"):
         self.opt, self.phase, self.seed, self.size = opt, phase, int(opt.seed), int(opt.gt_size)
@@ -96,6 +98,8 @@ class _SyntheticDataset(torch.utils.data.Dataset):
             raise OptionsError(f"scene_size ({self.scene}) must be at least gt_size ({self.size}): the "
                                "training crop is taken from the scene view")
         self.images = clean_images(opt.dataroot_gt, opt.photos, self.size)
+        if opt.dead_leaves:
+            self.images = WithDeadLeaves(self.images, opt.dead_leaves, opt.dead_leaves_size, self.seed)
         self.pairs = None
         if opt.num_pairs and phase == "train":
             self.pairs = [self._make_pair(j) for j in range(opt.num_pairs)]
