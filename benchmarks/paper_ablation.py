@@ -60,7 +60,7 @@ PRETRAIN_VARIANTS = {  # `--pretrains prod_more`: is the pre-training data what 
     "prod_more": ("prod", [f"datasets.train.photos=[{','.join(TRAIN_PHOTOS + GREY)}]"],
                   "PROD on 15 photos (+ 9 grey ones)"),
     # issue 13: do procedural images help? (with quick_corpus: 29 photos + 29 dead-leaves images)
-    "prod_dead_leaves": ("prod", ["datasets.train.dead_leaves=29", "datasets.train.dead_leaves_size=512"],
+    "prod_dead_leaves": ("prod", ["datasets.train.dead_leaves=29"],
                          "PROD + dead leaves (29 images beside the photos)"),
 }
 TINY = ["network_g.width=8", "network_g.enc_blk_nums=[1,1]", "network_g.dec_blk_nums=[1,1]"]

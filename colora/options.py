@@ -1,10 +1,10 @@
 """YAML options -> typed dataclasses, with BasicSR's key names and strict validation.
 
-Why strict: a typo such as `total_iters` would otherwise be ignored silently and a run would train
-with the default. Every unknown key is an error naming the key, its section and the closest valid
-key. Keys that only BasicSR uses (`num_gpu`, `dist_params`, ...) are accepted with a warning so the
-official NAFNet / Restormer YAMLs load unchanged. BasicSR writes counts as `!!float 2e4` and PyYAML
-reads `2e-4` as a string: integral floats and numeric strings are accepted where numbers are due.
+Why strict: a typo such as `total_iters` would otherwise be ignored silently and a run would train with
+the default. Every unknown key is an error naming the key, its section and the closest valid key. Keys
+that only BasicSR uses (`num_gpu`, `dist_params`, ...) are accepted with a warning so the official
+NAFNet / Restormer YAMLs load unchanged. BasicSR writes counts as `!!float 2e4` and PyYAML reads `2e-4`
+as a string: integral floats and numeric strings are accepted where numbers are due.
 """
 import dataclasses
 import difflib
@@ -57,21 +57,13 @@ class DatasetOpt(Section):
     photos: Optional[List[str]] = None  # bundled photos to use when dataroot_gt is ~ (None = all)
     crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
     scene_size: Optional[int] = None  # synthetic: degrade a scene view of this side, then crop (datasets.scene_view)
-    dead_leaves: int = 0  # synthetic: procedural dead-leaves images added to the clean ones (data.dead_leaves)
-    dead_leaves_size: int = 512  # their side in px
+    dead_leaves: int = 0  # synthetic: procedural images beside the clean ones (colora.data.dead_leaves)
     RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256), "num_pairs":
-              (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384),
-              "dead_leaves": (0, 10 ** 6), "dead_leaves_size": (8, 8192)}
+              (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384)}
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)
     split: Optional[str] = None  # a benchmark's split (train, test, val, ...); None = the phase's default
     subset: Optional[str] = None  # a benchmark's subset (RainDS: raindrop, ...; GoPro: blur, blur_gamma)
-
-    def validate(self, where):
-        super().validate(where)
-        if "{}" not in self.filename_tmpl:
-            raise OptionsError(f"{where}.filename_tmpl must contain '{{}}' (where the GT name goes), "
-                               f"got {self.filename_tmpl!r}")
 
 
 @dataclass

@@ -32,10 +32,11 @@ def build_dataset(dataset_opt, degradations_opt=None, phase="train"):
     for name in ("num_pairs", "num_samples", "crop_pairs_size"):
         if getattr(opt, name) is not None and getattr(opt, name) < 1:
             raise OptionsError(f"{where}.{name} must be at least 1, got {getattr(opt, name)}")
+    if "{}" not in opt.filename_tmpl:
+        raise OptionsError(f"{where}.filename_tmpl must contain '{{}}' (where the GT name goes), got {opt.filename_tmpl!r}")
+    if opt.dead_leaves < 0:
+        raise OptionsError(f"{where}.dead_leaves must be 0 (none) or more, got {opt.dead_leaves}")
     if opt.dead_leaves and opt.type not in ("ProdDataset", "TaskDataset"):
         raise OptionsError(f"{where}.dead_leaves adds clean images to a synthetic dataset (ProdDataset or "
                            f"TaskDataset), not to {opt.type}; remove it")
-    if opt.dead_leaves and opt.dead_leaves_size < max(opt.gt_size, opt.scene_size or 0):
-        raise OptionsError(f"{where}.dead_leaves_size ({opt.dead_leaves_size}) must be at least gt_size and "
-                           f"scene_size ({max(opt.gt_size, opt.scene_size or 0)}); raise it")
     return DATASETS[opt.type](opt, degradations_opt, phase)

@@ -89,7 +89,7 @@ class _SyntheticDataset(torch.utils.data.Dataset):
     tunes on 16..128 fixed pairs. val: `num_samples` fixed crops (sample i from image i mod N).
     With `scene_size`, each item (and fixed pair) is degraded as a scene view (`scene_view`) and
     the gt_size crop is taken from the degraded pair. With `dead_leaves: N`, N procedural images
-    follow the clean photos (colora.data.dead_leaves)."""
+    (512 px, or gt_size / scene_size if larger) follow the clean photos (colora.data.dead_leaves)."""
 
     def __init__(self, opt, phase="train"):
         self.opt, self.phase, self.seed, self.size = opt, phase, int(opt.seed), int(opt.gt_size)
@@ -99,7 +99,7 @@ class _SyntheticDataset(torch.utils.data.Dataset):
                                "training crop is taken from the scene view")
         self.images = clean_images(opt.dataroot_gt, opt.photos, self.size)
         if opt.dead_leaves:
-            self.images = WithDeadLeaves(self.images, opt.dead_leaves, opt.dead_leaves_size, self.seed)
+            self.images = WithDeadLeaves(self.images, opt.dead_leaves, max(512, self.size, self.scene or 0), self.seed)
         self.pairs = None
         if opt.num_pairs and phase == "train":
             self.pairs = [self._make_pair(j) for j in range(opt.num_pairs)]

@@ -22,7 +22,7 @@ from colora.errors import AdapterError, ColoraError, OptionsError
 from colora.training.experiment import (Experiment, Timer, flat_options, load_state, options_diff, rng_states,
                                set_rng_states)
 from colora.training.losses import build_loss
-from colora.training.schedule import build_scheduler, refit_to_total
+from colora.training.schedule import build_scheduler, restore_scheduler
 from colora.metrics import psnr_torch, ssim_torch
 from colora.options import Options, dump_options
 from colora.precision import resolve_precision
@@ -355,8 +355,7 @@ class Trainer:
         if self.ema is not None and state.get("ema") is not None:
             self.ema = [e.clone() for e in state["ema"]]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        refit_to_total(self.scheduler, self.opts.train)
+        restore_scheduler(self.scheduler, state["scheduler"], self.opts.train)
         self.best = state["best"]
         set_rng_states(state["rng"])
         self.iter = int(state["iter"])
