@@ -44,7 +44,6 @@ def dead_leaves(rng, size=512, palette=None, max_disks=MAX_DISKS):
 
     img = np.zeros((size, size, 3), np.float32)
     remain = np.ones((size, size), np.float32)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     mask = np.zeros((size, size), np.uint8)
     batch = 256
     for start in range(0, max_disks, batch):
@@ -65,7 +64,8 @@ def dead_leaves(rng, size=512, palette=None, max_disks=MAX_DISKS):
                        thickness=-1, lineType=cv2.LINE_AA, shift=4)
             seen = left * (sub.astype(np.float32) / 255.0)
             m, a = rng.uniform(0, SHADE) / r, rng.uniform(0, 2 * np.pi)
-            shade = 1.0 + m * (np.cos(a) * (xx[y0:y1, x0:x1] - cx) + np.sin(a) * (yy[y0:y1, x0:x1] - cy))
+            dx, dy = np.arange(x0, x1, dtype=np.float32)[None] - cx, np.arange(y0, y1, dtype=np.float32)[:, None] - cy
+            shade = 1.0 + m * (np.cos(a) * dx + np.sin(a) * dy)
             shade = np.clip(shade, 1 - SHADE, 1 + SHADE)
             img[y0:y1, x0:x1] += (seen * shade)[..., None] * colour()
             left -= seen
@@ -95,7 +95,7 @@ class WithDeadLeaves:
 
     def __init__(self, images, count, size=512, seed=0, budget=CACHE_BYTES):
         self.images, self.count, self.size, self.seed = images, int(count), int(size), int(seed)
-        self.palette = photo_palette(images, seed=seed) if len(images) else None
+        self.palette = photo_palette(images, seed=seed)  # clean_images never returns none
         self.names = list(images.names) + [f"dead_leaves_{j:05d}" for j in range(self.count)]
         self.kept = min(self.count, budget // (self.size * self.size * 3 * 4))
         self.cache = {}

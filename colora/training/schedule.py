@@ -30,9 +30,10 @@ def build_scheduler(optimizer, t):
 def restore_scheduler(scheduler, state, t):
     """Load a saved scheduler `state`. After a resume with another `train.total_iter`, a cosine whose
     length came from total_iter (no explicit T_max) is then re-fitted so it decays from the learning
-    rate it has reached to eta_min exactly at the new end. The restored T_max would otherwise stop the decay short of a shortened
-    run, or climb back up the cosine past the old end of a lengthened one. torch's cosine steps
-    recursively (each lr from the last), so changing T_max continues the curve without a jump."""
+    rate it has reached to eta_min exactly at the new end. The restored T_max would otherwise stop
+    the decay short of a shortened run, or climb back up the cosine past the old end of a lengthened
+    one. torch's cosine steps recursively (each lr from the last), so changing T_max continues the
+    curve without a jump."""
     scheduler.load_state_dict(state)
     if t.scheduler.type not in ("CosineAnnealingLR", "TrueCosineAnnealingLR") or t.scheduler.T_max:
         return
