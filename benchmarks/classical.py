@@ -11,27 +11,10 @@ import cv2
 import numpy as np
 from skimage import restoration
 
-
-# ---- guided filter (He et al. 2010), box filters only: cv2.ximgproc is not always installed ----
-def _box(x, r):
-    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
+from colora.inference.refine import guided_filter
 
 
-def guided_filter(guide, src, r, eps):
-    """Edge-preserving smoothing of `src` (HxW or HxWxC) steered by a one-channel `guide` (HxW)."""
-    guide = guide.astype(np.float32)
-    src = src.astype(np.float32)
-    mean_g = _box(guide, r)
-    var_g = _box(guide * guide, r) - mean_g ** 2
-    if src.ndim == 3:
-        guide, mean_g, var_g = guide[..., None], mean_g[..., None], var_g[..., None]
-    mean_s = _box(src, r)
-    cov = _box(guide * src, r) - mean_g * mean_s
-    a = cov / (var_g + eps)
-    b = mean_s - a * mean_g
-    return _box(a, r) * guide + _box(b, r)
-
-
+# ---- guided filter (He et al. 2010; colora.inference.refine has it) ---------------------------
 def _grey(x):
     return cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
 

@@ -78,8 +78,9 @@ def _timed(fn, images):
     return outs, time.perf_counter() - t
 
 
-def run_task(task, photos, base, adapted):
-    """Every method on every photo of one task: {"methods": {...}, "best_classical": name, ...}."""
+def run_task(task, photos, base, adapted, unrefined=None):
+    """Every method on every photo of one task: {"methods": {...}, "best_classical": name, ...}.
+    `unrefined`: the adapter with --refine off, shown beside it where a refinement applies."""
     cleans = [p[1] for p in photos]
     lqs = [degrade(img, task, seed) for _, img, seed in photos]
     methods, grid, outputs = {"input": _summary(lqs, cleans, None)}, {}, {"input": lqs}
@@ -94,7 +95,7 @@ def run_task(task, photos, base, adapted):
         methods[name] = dict(best[0], setting_meaning=meaning)
         outputs[name] = best[1]
     classical = max(METHODS[task], key=lambda m: methods[m]["psnr"])
-    for label, restorer in (("base", base), ("base + adapter", adapted)):
+    for label, restorer in (("base", base), ("base + adapter", adapted), ("base + adapter, refine off", unrefined)):
         if restorer is not None:
             outs, sec = _timed(restorer.restore, lqs)
             methods[label], outputs[label] = _summary(outs, cleans, sec), outs
@@ -207,6 +208,7 @@ def main(argv=None):
 
     import torch
 
+    from colora.inference.refine import RULES
     from colora.inference.restorer import Restorer
 
     torch.set_num_threads(args.threads)
@@ -230,9 +232,12 @@ def main(argv=None):
     for task in tasks:
         adapted = None if task == "clean" or args.no_adapters else \
             Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir)
-        if adapted is not None:
-            adapted.restore(warm)
-        res, outputs, _ = run_task(task, photos, base, adapted)
+        unrefined = None if adapted is None or task not in RULES else \
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, refine="off")
+        for r in (adapted, unrefined):
+            if r is not None:
+                r.restore(warm)
+        res, outputs, _ = run_task(task, photos, base, adapted, unrefined)
         results[task] = res
         g = min(args.grid_photo, len(photos) - 1)
         cls = res["best_classical"]

@@ -17,6 +17,7 @@ import torch
 from colora.inference.batch import FileResult, list_inputs, output_path  # noqa: F401  (public here)
 from colora.errors import AdapterError, ColoraError
 from colora.imageio import quantize, to_float32
+from colora.inference.refine import REFINE_MODES, guided_refine, rule_for
 from colora.inference.tiling import count_tiles, run_tiled
 
 log = logging.getLogger("colora")
@@ -72,11 +73,12 @@ class Restorer:
     def __init__(self, model: torch.nn.Module, adapters: Sequence = (), strength: float = 1.0, tile: int = 0,
                  tile_pad: int = 32, bf16: bool = False, channels_last: bool = True, max_pixels: int = 200_000_000,
                  max_memory: Optional[int] = None, device: str = "cpu", precision: str = "auto",
-                 force_precision: bool = False, compile: bool = False, auto=None):
+                 force_precision: bool = False, compile: bool = False, auto=None, refine: str = "auto"):
         """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
         the largest tile that does; a photo that cannot fit even tiled is refused before decoding.
         `auto` (colora.inference.auto.AutoAdapters): choose among `adapters` per image; the last
-        image's Choice is `last_choice`."""
+        image's Choice is `last_choice`. `refine` "auto": after each step whose adapters' task has a
+        rule in colora.inference.refine (haze), the guided refinement; "off": never."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
         from colora.inference.runtime import TorchRunner
         from colora.inference.memory import default_budget
@@ -93,6 +95,9 @@ class Restorer:
         self.max_memory = default_budget() if max_memory is None else int(max_memory)
         self._net_bpp = None
         self.chain, self.auto, self.last_choice = list(adapters), auto, None
+        if refine not in REFINE_MODES:
+            raise ColoraError(f"refine must be one of {', '.join(REFINE_MODES)}, got {refine!r}")
+        self.refine = refine
         if auto is not None and (not self.chain or not set(auto.available.values()) <= set(self.chain)):
             raise AdapterError("auto may only choose among the adapters the restorer loaded")
         if self.chain:
@@ -101,6 +106,7 @@ class Restorer:
             set_adapter(self.model, self.chain[0])
             self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
             self._blend = lambda weights: get_hub(self.model).blend(weights)
+            self._tasks = {name: config.get("task") for name, config in get_hub(self.model).configs.items()}
         self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
         self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
         from colora.inference.memory import current_rss
@@ -201,12 +207,23 @@ class Restorer:
                 self._blend(step)
             elif step is not None:
                 self._set_adapter(step)
+            before = rgb
             if tile > 0 and (h > tile or w > tile):
                 rgb = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
             else:
                 x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
                 rgb = self._forward(x)[0].permute(1, 2, 0).numpy()
+            rule = self._refine_rule(step)
+            if rule is not None:
+                rgb = guided_refine(before, rgb, *rule)
         return rgb
+
+    def _refine_rule(self, step):
+        """(radius, eps) of the guided refinement after `step` (an adapter name or blend weights), or None."""
+        if self.refine == "off" or step is None:
+            return None
+        names = [n for n, w in step.items() if w] if isinstance(step, dict) else [step]
+        return rule_for(self._tasks.get(n) for n in names)
 
     def tiles_for(self, h, w):
         tile = self.plan(h, w)
