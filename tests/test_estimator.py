@@ -112,6 +112,30 @@ def test_one_branch_estimators_saved_before_the_global_view_still_load(tmp_path)
         new(tiles_of(np.zeros((96, 96, 3), np.float32)))
 
 
+def test_estimators_saved_before_the_tile_max_still_load_and_pool_by_the_mean(tmp_path):
+    torch.manual_seed(0)
+    old = DegradationEstimator(8, tile_max=False)
+    save_estimator(old, tmp_path / "old.safetensors")
+    img = data.coffee()
+    back = load_estimator(tmp_path / "old.safetensors")
+    assert not back.tile_max and estimate(back, img) == estimate(old, img)
+
+
+def test_one_tile_that_shows_something_moves_the_estimate_through_the_tile_max():
+    """A feature seen in one tile of sixteen reaches the head undiluted: the max over the tiles."""
+    torch.manual_seed(0)
+    model = DegradationEstimator(8).eval()
+    tiles, thumb = torch.full((16, 3, TILE, TILE), 0.5), torch.full((1, 3, TILE, TILE), 0.5)
+    marked = tiles.clone()
+    marked[3, :, 40:56, 40:56] = 1.0  # one bright blob in one tile
+    with torch.no_grad():
+        f = model._pool(model.features(torch.stack([tiles[0], marked[3]]) * 2 - 1))
+        pooled = model._over_tiles(model._pool(model.features(marked * 2 - 1))[None], 1)[0]
+    width = f.shape[1]
+    assert torch.allclose(pooled[width:], torch.maximum(f[0], f[1]), atol=1e-6)  # the max half: the blob's tile
+    assert not torch.allclose(pooled[:width], f[1], atol=1e-4)  # the mean half: diluted 1/16
+
+
 def test_training_samples_pair_a_native_tile_with_the_whole_view():
     from colora.inference.estimator import EstimatorSamples
 

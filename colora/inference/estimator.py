@@ -65,14 +65,18 @@ def detected(est, threshold=0.5):
 
 class DegradationEstimator(nn.Module):
     """Per branch five 3x3 conv stages (the first at full resolution) and mean+max pooling; one
-    linear layer on the pooled features gives len(LABELS) logits and the severity."""
+    linear layer on the pooled features gives len(LABELS) logits and the severity.
 
-    def __init__(self, width=32, global_view=True):
+    `tile_max`: the tiles of one image are pooled by their mean *and* their max (our choice,
+    session 10): a mean over 16 tiles dilutes what only a few show (drops on part of the glass, blur
+    under noise); the max keeps it. Estimators saved before it (mean only) still load and run."""
+
+    def __init__(self, width=32, global_view=True, tile_max=True):
         super().__init__()
         self.features = self._branch(width)
         self.global_features = self._branch(width) if global_view else None
-        self.head = nn.Linear(8 * width * (2 if global_view else 1), len(LABELS) + 1)
-        self.width, self.global_view = width, global_view
+        self.head = nn.Linear(8 * width * ((2 if tile_max else 1) + (1 if global_view else 0)), len(LABELS) + 1)
+        self.width, self.global_view, self.tile_max = width, global_view, tile_max
 
     @staticmethod
     def _branch(width):
@@ -86,21 +90,25 @@ class DegradationEstimator(nn.Module):
     def _pool(f):
         return torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
 
+    def _over_tiles(self, f, dim):
+        """Tile features (.., K, F) pooled over the tiles of each image: mean (and max)."""
+        return torch.cat([f.mean(dim), f.amax(dim)], -1) if self.tile_max else f.mean(dim)
+
     def forward(self, x, thumb=None):
-        """x: (N, 3, H, W) tiles in [0, 1], or (B, K, 3, H, W): K tiles of each of B images, whose
-        features are averaged per image; thumb: the whole images shrunk, one per tile or image, or
-        (1, ...) when the N tiles are of one image (their features are then averaged). Returns one
-        row per tile, image, or (1) the one image: len(LABELS) logits + 1 severity in dB."""
+        """x: (N, 3, H, W) tiles in [0, 1], or (B, K, 3, H, W): K tiles of each of B images, pooled
+        per image; thumb: the whole images shrunk, one per tile or image, or (1, ...) when the N
+        tiles are of one image (they are then pooled). Returns one row per tile, image, or (1) the
+        one image: len(LABELS) logits + 1 severity in dB."""
         if x.dim() == 5:
             b, k = x.shape[:2]
-            pooled = self._pool(self.features(x.flatten(0, 1) * 2 - 1)).view(b, k, -1).mean(1)
+            pooled = self._over_tiles(self._pool(self.features(x.flatten(0, 1) * 2 - 1)).view(b, k, -1), 1)
         else:
             pooled = self._pool(self.features(x * 2 - 1))
+            one_image = self.global_view and thumb is not None and thumb.shape[0] != pooled.shape[0]
+            pooled = self._over_tiles(pooled[None] if one_image else pooled[:, None], 1)
         if self.global_view:
             if thumb is None:
                 raise ValueError("this estimator has a global view: pass the shrunk whole image as thumb")
-            if thumb.shape[0] != pooled.shape[0]:
-                pooled = pooled.mean(0, keepdim=True)
             pooled = torch.cat([pooled, self._pool(self.global_features(thumb * 2 - 1))], 1)
         out = self.head(pooled)
         return torch.cat([out[:, :-1], CLEAN_PSNR - nn.functional.softplus(out[:, -1:]) * 10], 1)
@@ -145,7 +153,7 @@ def save_estimator(model, path, info=None):
     from safetensors.torch import save_file
 
     meta = {"format": "colora-estimator", "width": str(model.width), "labels": json.dumps(LABELS),
-            "global_view": str(int(model.global_view)),
+            "global_view": str(int(model.global_view)), "tile_max": str(int(model.tile_max)),
             "info": json.dumps(info or {})}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
@@ -165,7 +173,8 @@ def load_estimator(path=None):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         if meta.get("format") != "colora-estimator" or json.loads(meta["labels"]) != list(LABELS):
             raise ValueError
-        model = DegradationEstimator(int(meta["width"]), global_view=meta.get("global_view", "0") == "1")
+        model = DegradationEstimator(int(meta["width"]), global_view=meta.get("global_view", "0") == "1",
+                                     tile_max=meta.get("tile_max", "0") == "1")
         model.load_state_dict(tensors)
     except (SafetensorError, ValueError, KeyError, RuntimeError, OSError):
         raise ColoraError(f"'{path}' is not a colora degradation estimator (or was made for other labels); "
