@@ -100,25 +100,18 @@ def test_detected_orders_tasks_and_merges_rain_with_drops():
     assert detected(est | {"blur": 0.55, "clean": 0.6}) == ()  # clean outranks a weak detection
 
 
-def test_one_branch_estimators_saved_before_the_global_view_still_load(tmp_path):
+@pytest.mark.parametrize("old_kind", [{"global_view": False}, {"tile_max": False}])
+def test_estimators_saved_before_the_global_view_or_the_tile_max_still_load(tmp_path, old_kind):
     torch.manual_seed(0)
-    old = DegradationEstimator(8, global_view=False)
+    old = DegradationEstimator(8, **old_kind)
     save_estimator(old, tmp_path / "old.safetensors")
     img = data.coffee()
     back = load_estimator(tmp_path / "old.safetensors")
-    assert not back.global_view and estimate(back, img) == estimate(old, img)
+    assert (back.global_view, back.tile_max) == (old.global_view, old.tile_max)
+    assert estimate(back, img) == estimate(old, img)
     new = DegradationEstimator(8)
     with pytest.raises(ValueError, match="global view"):
         new(tiles_of(np.zeros((96, 96, 3), np.float32)))
-
-
-def test_estimators_saved_before_the_tile_max_still_load_and_pool_by_the_mean(tmp_path):
-    torch.manual_seed(0)
-    old = DegradationEstimator(8, tile_max=False)
-    save_estimator(old, tmp_path / "old.safetensors")
-    img = data.coffee()
-    back = load_estimator(tmp_path / "old.safetensors")
-    assert not back.tile_max and estimate(back, img) == estimate(old, img)
 
 
 def test_one_tile_that_shows_something_moves_the_estimate_through_the_tile_max():
