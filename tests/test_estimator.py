@@ -100,8 +100,8 @@ def test_detected_orders_tasks_and_merges_rain_with_drops():
     assert detected(est | {"blur": 0.55, "clean": 0.6}) == ()  # clean outranks a weak detection
 
 
-@pytest.mark.parametrize("old_kind", [{"global_view": False}, {"tile_max": False}])
-def test_estimators_saved_before_the_global_view_or_the_tile_max_still_load(tmp_path, old_kind):
+@pytest.mark.parametrize("old_kind", [{"global_view": False}, {"tile_max": False}, {"tile_max": True}])
+def test_every_kind_of_estimator_loads_as_saved(tmp_path, old_kind):
     torch.manual_seed(0)
     old = DegradationEstimator(8, **old_kind)
     save_estimator(old, tmp_path / "old.safetensors")
@@ -117,7 +117,7 @@ def test_estimators_saved_before_the_global_view_or_the_tile_max_still_load(tmp_
 def test_one_tile_that_shows_something_moves_the_estimate_through_the_tile_max():
     """A feature seen in one tile of sixteen reaches the head undiluted: the max over the tiles."""
     torch.manual_seed(0)
-    model = DegradationEstimator(8).eval()
+    model = DegradationEstimator(8, tile_max=True).eval()
     tiles, thumb = torch.full((16, 3, TILE, TILE), 0.5), torch.full((1, 3, TILE, TILE), 0.5)
     marked = tiles.clone()
     marked[3, :, 40:56, 40:56] = 1.0  # one bright blob in one tile
@@ -149,6 +149,14 @@ def test_several_tiles_of_an_image_are_averaged_as_estimate_averages_a_photos_ti
         batched = model(tiles[None], thumb)  # training: (B=1, K=4) tiles
         one_photo = model(tiles, thumb)  # estimate: 4 tiles of one photo
     assert batched.shape == (1, len(LABELS) + 1) and torch.allclose(batched, one_photo, atol=1e-6)
+
+
+def test_cli_tile_max_trains_an_estimator_that_pools_by_the_max(tmp_path):
+    for flag, expected in (([], False), (["--tile-max"], True)):
+        out = tmp_path / f"est{len(flag)}.safetensors"
+        assert cli.main(["estimator", "train", "-o", str(out), "--iters", "2", "--batch", "2", "--tiles", "2",
+                         "--width", "4", "--threads", "1", *flag]) == 0
+        assert load_estimator(out).tile_max is expected
 
 
 def test_training_options_are_checked(tmp_path):

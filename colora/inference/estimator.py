@@ -67,11 +67,12 @@ class DegradationEstimator(nn.Module):
     """Per branch five 3x3 conv stages (the first at full resolution) and mean+max pooling; one
     linear layer on the pooled features gives len(LABELS) logits and the severity.
 
-    `tile_max`: the tiles of one image are pooled by their mean *and* their max (our choice,
-    session 10): a mean over 16 tiles dilutes what only a few show (drops on part of the glass, blur
-    under noise); the max keeps it. Estimators saved before it (mean only) still load and run."""
+    `tile_max`: the tiles of one image are pooled by their mean *and* their max: a mean over 16
+    tiles dilutes what only a few show (drops on part of the glass, blur under noise), the max keeps
+    it. Measured no better on validation so far (BENCHMARKS.md), so training makes mean-only
+    estimators unless asked (`--tile-max`); both kinds load and run."""
 
-    def __init__(self, width=32, global_view=True, tile_max=True):
+    def __init__(self, width=32, global_view=True, tile_max=False):
         super().__init__()
         self.features = self._branch(width)
         self.global_features = self._branch(width) if global_view else None
@@ -236,13 +237,13 @@ class EstimatorSamples(torch.utils.data.Dataset):
 
 
 def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=32, log_every=100, log=print,
-                    **samples):
+                    tile_max=False, **samples):
     """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
     cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a
-    moderately wrong label). `samples`: EstimatorSamples' mix (p_clean, p_task, tasks), view size
-    (region) and tiles per view (tiles)."""
+    moderately wrong label). `tile_max`: see DegradationEstimator. `samples`: EstimatorSamples' mix
+    (p_clean, p_task, tasks), view size (region) and tiles per view (tiles)."""
     torch.manual_seed(seed)
-    model = DegradationEstimator(width)
+    model = DegradationEstimator(width, tile_max=tile_max)
     data = EstimatorSamples(dataroot, seed=seed, length=iters * batch, **samples)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=False, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
