@@ -14,7 +14,7 @@ Our rules, measured by benchmarks/all_in_one.py rather than assumed:
 """
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from colora.errors import ColoraError
 from colora.inference.estimator import LABELS, detected
@@ -92,14 +92,18 @@ class AutoAdapters:
         return decide(estimate(self.estimator, rgb, self.max_tiles), self.available, self.threshold, self.mixture)
 
 
+def adapter_tasks(model) -> Dict[str, Optional[str]]:
+    """{adapter name: its recorded task (None if it has none)} of the adapters loaded on `model`."""
+    from colora.adapters import get_hub
+
+    return {name: config.get("task") for name, config in get_hub(model).configs.items()}
+
+
 def task_adapters(model) -> Dict[str, str]:
     """{task: adapter name} of the adapters loaded on `model`, from each one's recorded task (the
     first per task wins); adapters of no known task are not auto candidates."""
-    from colora.adapters import get_hub
-
     out = {}
-    for name, config in get_hub(model).configs.items():
-        task = config.get("task")
+    for name, task in adapter_tasks(model).items():
         if task in LABELS[1:] + ("rain_raindrop",) and task not in out:
             out[task] = name
     return out

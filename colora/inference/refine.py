@@ -28,13 +28,11 @@ def _box(x, r):
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """Edge-preserving smoothing of `src` (HxW or HxWxC float32) steered by a one-channel `guide` (HxW)."""
+    """Edge-preserving smoothing of one channel `src` (HxW float32) steered by one channel `guide` (HxW)."""
     guide = guide.astype(np.float32)
     src = src.astype(np.float32)
     mean_g = _box(guide, r)
     var_g = _box(guide * guide, r) - mean_g ** 2
-    if src.ndim == 3:
-        guide, mean_g, var_g = guide[..., None], mean_g[..., None], var_g[..., None]
     mean_s = _box(src, r)
     cov = _box(guide * src, r) - mean_g * mean_s
     a = cov / (var_g + eps)

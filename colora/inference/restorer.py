@@ -17,6 +17,7 @@ import torch
 from colora.inference.batch import FileResult, list_inputs, output_path  # noqa: F401  (public here)
 from colora.errors import AdapterError, ColoraError
 from colora.imageio import quantize, to_float32
+from colora.inference.auto import adapter_tasks
 from colora.inference.refine import REFINE_MODES, guided_refine, rule_for
 from colora.inference.tiling import count_tiles, run_tiled
 
@@ -106,7 +107,7 @@ class Restorer:
             set_adapter(self.model, self.chain[0])
             self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
             self._blend = lambda weights: get_hub(self.model).blend(weights)
-            self._tasks = {name: config.get("task") for name, config in get_hub(self.model).configs.items()}
+            self._tasks = adapter_tasks(self.model)
         self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
         self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
         from colora.inference.memory import current_rss
