@@ -56,6 +56,14 @@ def commands(exp):
     return out
 
 
+def run_seed(run):
+    """manual_seed of a run folder's options (logs/options.yml), or None where none was kept."""
+    import yaml
+
+    opts = Path(run) / "logs" / "options.yml"
+    return (yaml.safe_load(opts.read_text()) or {}).get("manual_seed") if opts.is_file() else None
+
+
 def pack_base(ckpt, dest, train_size=None):
     """CKPT: a run's checkpoint (its folder's logs give iterations and validation) or a milestone
     of checkpoints/ (its header does). `train_size`: the training patch side (NAFNet's TLC window),
@@ -73,7 +81,7 @@ def pack_base(ckpt, dest, train_size=None):
                     extra_metadata={"train_size": size, "made_by": "scripts/make_default_weights.sh"})
     manifest = {"base": {"file": "base.safetensors", "sha256": sha256(dest / "base.safetensors"),
                          "tensors_sha256": tensors_sha256(dest / "base.safetensors"),
-                         "command": command, "seed": 0, "train_size": size,
+                         "command": command, "seed": run_seed(exp), "train_size": size,
                          "iterations": vals[-1]["iter"] if vals else int(meta.get("iteration", 0)) or None,
                          "val_psnr": vals[-1].get("psnr") if vals else float(meta.get("val_psnr") or "nan"),
                          "val_input_psnr": vals[0].get("input_psnr") if vals else None,
@@ -96,7 +104,7 @@ def pack_adapters(exp, dest, tasks):
         shutil.copytree(src, out)
         cfg = json.loads((out / "adapter_config.json").read_text())
         cmd, seconds = cmds.get(task, (None, None))
-        cfg["training"] = dict(cfg.get("training") or {}, command=cmd, seed=0, seconds=seconds)
+        cfg["training"] = dict(cfg.get("training") or {}, command=cmd, seed=run_seed(src.parent), seconds=seconds)
         (out / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         (out / "README.md").write_text(card(cfg))
         manifest["adapters"][task] = {"folder": f"adapters/{task}",

@@ -48,8 +48,9 @@ def test_files_match_their_recorded_hashes_and_size(manifest):
         card = (WEIGHTS_DIR / entry["folder"] / "README.md").read_text()
         assert "colora finetune" in card and task in card  # the card records the command
     total = sum(f.stat().st_size for f in WEIGHTS_DIR.rglob("*") if f.is_file())
-    # the fp16 NAFNet-w32-small base (13.9 MB), six fp32 adapters (~2 MB each) and the estimator
-    assert total <= 28 * 1024 * 1024
+    # the fp32 NAFNet-w32-small base (27.7 MB: the adapters are trained on exactly these tensors, so
+    # an fp16 copy would need them retrained), six fp32 adapters (~2 MB each) and the estimator
+    assert total <= 44 * 1024 * 1024
 
 
 def test_adapters_restore_a_held_out_photo_better_than_its_input_and_the_base():

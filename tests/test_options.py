@@ -17,7 +17,8 @@ def test_official_nafnet_yaml_loads_with_warnings(reference_dir):
 
 
 @pytest.mark.parametrize("preset", ["nafnet_tiny_prod", "nafnet_small_prod", "nafnet_small_prod_stage2",
-                                    "nafnet_small_prod_stage3", "nafnet_w32_prod", "restormer_prod"])
+                                    "nafnet_small_prod_stage3", "nafnet_small_prod_stage4", "nafnet_w32_prod",
+                                    "restormer_prod"])
 def test_presets_load(preset):
     opts = load_options(f"colora/presets/pretrain/{preset}.yml")
     assert opts.warnings == []
