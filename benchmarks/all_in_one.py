@@ -109,6 +109,8 @@ def main(argv=None):
                                                a.all_in_one)
         print("\nPSNR / SSIM against the clean photo (clean set: 100 dB = returned untouched)\n")
         print(table(HEADERS, rows))
+        print("\nauto recheck ran: " + "; ".join(f"{k} " + ", ".join(v["auto recheck"]["picks"])
+                                                 for k, v in doc["restoration"].items() if k != "_time"))
         t = doc["restoration"]["_time"]
         if t["one_adapter_seconds"]:
             print(f"\nchoosing adds {1000 * t['auto_added_seconds']:.0f} ms to a {t['one_adapter_seconds']:.2f} s "

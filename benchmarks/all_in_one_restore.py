@@ -4,8 +4,8 @@ single adapter (vs one all-in-one adapter, given with --all-in-one DIR), per hel
 - oracle: the right adapters chained in restoration order (a clean photo: left untouched), known
   from the ground truth;
 - best single: on a mixture, each adapter alone, and the best of them on the set's mean PSNR;
-- auto chain / auto blend: `--adapter auto` with either mixture rule; on a single-task or clean
-  set the two are the same run;
+- auto chain / auto blend / auto recheck: `--adapter auto` with each mixture rule; on a single-task
+  or clean set chain and blend are the same run (recheck may look again and add an adapter);
 - time: what the estimator adds to a restore with one fixed adapter (single-task sets).
 """
 import time
@@ -48,9 +48,10 @@ def restoration(sets, photos, degraded, model=None, adapter_dir=None, estimator=
     aio_name = aio.r.chain[0] if aio else None
     results, rows, est_secs, fixed_secs = {}, [], [], []
     for set_name, (ops, truth) in sets.items():
-        cols = {k: [] for k in ("input", "oracle", "best single", "auto chain", "auto blend", "all-in-one")}
+        cols = {k: [] for k in ("input", "oracle", "best single", "auto chain", "auto blend", "auto recheck",
+                                "all-in-one")}
         singles = {t: [] for t in names} if len(truth) > 1 else {}
-        picks = []
+        picks, rechecked = [], []
         for _, photo, seed in photos:
             img, clean = degraded(photo, ops, seed), _f32(photo)
             cols["input"].append(_score(_f32(img), clean))
@@ -63,6 +64,8 @@ def restoration(sets, photos, degraded, model=None, adapter_dir=None, estimator=
             picks.append(runs["chain"].last_choice)
             if len(truth) > 1:
                 cols["auto blend"].append(_score(_f32(runs["blend"].restore(img)), clean))
+            cols["auto recheck"].append(_score(_f32(runs["recheck"].restore(img)), clean))
+            rechecked.append(runs["recheck"].last_choice)
             if aio is not None:
                 cols["all-in-one"].append(_score(_f32(aio(img, [aio_name])), clean))
             if len(truth) == 1:  # what choosing costs next to a one-adapter restore, alternated
@@ -83,6 +86,7 @@ def restoration(sets, photos, degraded, model=None, adapter_dir=None, estimator=
                 for k, v in cols.items() if v}
         mean["best single"]["adapter"] = best
         mean["auto chain"]["picks"] = ["+".join(c.adapters) or "none" for c in picks]
+        mean["auto recheck"]["picks"] = ["+".join(c.adapters) or "none" for c in rechecked]
         results[set_name] = mean
         rows.append([set_name] + [f"{mean[k]['psnr']:.2f} / {mean[k]['ssim']:.3f}" if k in mean else "-"
                                   for k in cols] + [best or "none"])
@@ -91,4 +95,5 @@ def restoration(sets, photos, degraded, model=None, adapter_dir=None, estimator=
     return results, rows
 
 
-HEADERS = ["set", "input", "oracle", "best single", "auto chain", "auto blend", "all-in-one", "best single is"]
+HEADERS = ["set", "input", "oracle", "best single", "auto chain", "auto blend", "auto recheck", "all-in-one",
+           "best single is"]

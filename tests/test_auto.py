@@ -137,6 +137,23 @@ def test_auto_runs_the_chain_it_names(base, adapter_dir, tmp_path):
     assert np.abs(out.astype(int) - reverse.restore(img)).max() > 8  # not the other order
 
 
+def test_auto_recheck_looks_again_after_each_adapter_and_runs_each_once(base, adapter_dir, tmp_path, monkeypatch):
+    """Blur under noise: the first look sees only noise; once it is gone the second sees the rest."""
+    import colora.inference.estimator as estimator
+
+    looks = iter([EST | {"noise": 0.9}, EST | {"noise": 0.9, "haze": 0.8}, EST | {"noise": 0.9, "haze": 0.8}])
+    monkeypatch.setattr(estimator, "estimate", lambda *a, **k: next(looks))
+    img = photo()
+    auto = Restorer.from_files(base, "auto", adapter_dir=adapter_dir, estimator=rigged(tmp_path, noise=0.9),
+                               auto_mixture="recheck")
+    out = auto.restore(img)
+    choice = auto.last_choice
+    assert (choice.action, choice.adapters, choice.detected) == ("chain", ("noise", "haze"), ("noise",))
+    assert len(choice.rechecks) == 2 and json.dumps(choice.as_dict())  # noise is not run twice
+    manual = Restorer.from_files(base, [adapter_dir / "noise", adapter_dir / "haze"])
+    assert np.abs(out.astype(int) - manual.restore(img)).max() <= 1
+
+
 def test_auto_bad_settings_are_one_line_errors(base, adapter_dir, tmp_path):
     with pytest.raises(AdapterError, match="alone"):
         Restorer.from_files(base, ["auto", "noise"], adapter_dir=adapter_dir)

@@ -10,6 +10,9 @@ Our rules, measured by benchmarks/all_in_one.py rather than assumed:
   light met the degradations (colora.inference.estimator.RESTORE_ORDER: noise first, haze last);
   `mixture="blend"` merges the sum of their deltas, each weighted by its probability, into the
   base and runs once (peft's weighted "linear" merge, ABAIR's and UIR-LoRA's composition);
+  `mixture="recheck"` runs the first adapter of the chain only, then estimates again on its output
+  and goes on with what is still detected (AutoDIR's step-by-step loop): a degradation hidden under
+  another (blur under noise) shows once the first is gone; an adapter runs at most once;
 - a detected task with no adapter loaded is reported as missing and skipped.
 """
 from dataclasses import asdict, dataclass, field
@@ -19,7 +22,8 @@ from typing import Dict, Mapping, Optional, Tuple
 from colora.errors import ColoraError
 from colora.inference.estimator import LABELS, detected
 
-MIXTURES = ("chain", "blend")
+MIXTURES = ("chain", "blend", "recheck")
+COVERS = {"rain_raindrop": ("rain", "raindrop")}  # what else an adapter's task undoes (recheck)
 
 
 def _check_mixture(mixture):
@@ -37,10 +41,12 @@ class Choice:
     detected: Tuple[str, ...] = ()  # the tasks the estimate calls for, in restore order
     missing: Tuple[str, ...] = ()  # detected tasks without an adapter
     estimate: Dict[str, float] = field(default_factory=dict)
+    rechecks: Tuple[Dict[str, float], ...] = ()  # recheck only: the estimate after each adapter run
 
     def as_dict(self):
         out = asdict(self)
         out["estimate"] = {k: round(float(v), 4) for k, v in self.estimate.items()}
+        out["rechecks"] = [{k: round(float(v), 4) for k, v in e.items()} for e in self.rechecks]
         return out
 
 
@@ -60,7 +66,7 @@ def decide(estimate: Mapping[str, float], available: Mapping[str, str], threshol
     names = tuple(available[t] for t in run)
     if len(run) == 1:
         return Choice("one", names, **common)
-    if mixture == "chain":
+    if mixture in ("chain", "recheck"):
         return Choice("chain", names, **common)
     weights = tuple(round(float(_probability(estimate, t)), 4) for t in run)
     return Choice("blend", names, weights, **common)
@@ -86,10 +92,15 @@ class AutoAdapters:
         self.estimator, self.available = estimator, dict(available)
         self.threshold, self.mixture, self.max_tiles = threshold, mixture, max_tiles
 
-    def choose(self, rgb) -> Choice:
+    def choose(self, rgb, ran: Tuple[str, ...] = ()) -> Choice:
+        """The Choice for `rgb`, among the adapters other than `ran` (recheck: those already run,
+        and those whose task one of them undoes)."""
         from colora.inference.estimator import estimate
 
-        return decide(estimate(self.estimator, rgb, self.max_tiles), self.available, self.threshold, self.mixture)
+        done = {t for t, n in self.available.items() if n in ran}
+        done |= {c for t in done for c in COVERS.get(t, ())} | {t for t, cs in COVERS.items() if set(cs) <= done}
+        left = {t: n for t, n in self.available.items() if t not in done}
+        return decide(estimate(self.estimator, rgb, self.max_tiles), left, self.threshold, self.mixture)
 
 
 def adapter_tasks(model) -> Dict[str, Optional[str]]:

@@ -160,9 +160,9 @@ def add_restore(sub):
                    help="--adapter auto: degradation estimator (default: the shipped one)")
     p.add_argument("--auto-threshold", type=float, default=0.5,
                    help="--adapter auto: probability from which a degradation counts as present (0.5)")
-    p.add_argument("--auto-mixture", default="chain", choices=["chain", "blend"],
-                   help="--adapter auto, several degradations: run their adapters in turn (chain) or "
-                        "merge their weighted sum once (blend)")
+    p.add_argument("--auto-mixture", default="chain", choices=["chain", "blend", "recheck"],
+                   help="--adapter auto, several degradations: run their adapters in turn (chain), "
+                        "merge their weighted sum once (blend), or run one and look again at its output (recheck)")
     p.add_argument("--explain", default=None, metavar="FILE.json",
                    help="--adapter auto: write what was detected and applied per image")
     p.set_defaults(func=cmd_restore)

@@ -202,21 +202,40 @@ class Restorer:
             self.last_choice = choice = self.auto.choose(rgb)
             if choice.action == "leave":
                 return rgb
+            if self.auto.mixture == "recheck":
+                return self._recheck(rgb, choice, tile, progress)
             steps = [dict(zip(choice.adapters, choice.weights))] if choice.action == "blend" else choice.adapters
         for step in steps:
-            if isinstance(step, dict):
-                self._blend(step)
-            elif step is not None:
-                self._set_adapter(step)
-            before = rgb
-            if tile > 0 and (h > tile or w > tile):
-                rgb = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
-            else:
-                x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
-                rgb = self._forward(x)[0].permute(1, 2, 0).numpy()
-            rule = self._refine_rule(step)
-            if rule is not None:
-                rgb = guided_refine(before, rgb, *rule)
+            rgb = self._step(rgb, step, tile, progress)
+        return rgb
+
+    def _step(self, rgb, step, tile, progress):
+        """Run the network once with `step` (an adapter name, blend weights or None) active, then its refinement."""
+        if isinstance(step, dict):
+            self._blend(step)
+        elif step is not None:
+            self._set_adapter(step)
+        h, w = rgb.shape[:2]
+        if tile > 0 and (h > tile or w > tile):
+            out = run_tiled(self._forward, rgb, tile, self.tile_pad, progress)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+            out = self._forward(x)[0].permute(1, 2, 0).numpy()
+        rule = self._refine_rule(step)
+        return guided_refine(rgb, out, *rule) if rule is not None else out
+
+    def _recheck(self, rgb, choice, tile, progress):
+        """auto's recheck mixture: the first adapter of each look, then a new look at its output."""
+        from dataclasses import replace
+
+        first, ran, looks = choice, [], []
+        while choice.action != "leave":
+            rgb = self._step(rgb, choice.adapters[0], tile, progress)
+            ran.append(choice.adapters[0])
+            choice = self.auto.choose(rgb, tuple(ran))
+            looks.append(choice.estimate)
+        self.last_choice = replace(first, action="one" if len(ran) == 1 else "chain", adapters=tuple(ran),
+                                   rechecks=tuple(looks))
         return rgb
 
     def _refine_rule(self, step):
