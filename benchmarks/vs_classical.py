@@ -196,6 +196,7 @@ def main(argv=None):
     ap.add_argument("--photos", type=int, help="use the first N held-out photos (default: all 8)")
     ap.add_argument("--size", type=int, help="downscale photos to this long side (for quick tests)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tta", action="store_true", help="run colora with its self-ensemble (colora restore --tta)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vs_classical")
     ap.add_argument("--json", type=Path, help="results JSON (default: OUT/results.json)")
     ap.add_argument("--jpeg", type=Path, help="also write each grid as DIR/<task>.jpg (quality 85)")
@@ -222,7 +223,10 @@ def main(argv=None):
     print(f"photos: {len(photos)} held-out ({', '.join(p[0] for p in photos)}), "
           f"{sum(p[1].shape[0] * p[1].shape[1] for p in photos) / 1e6:.2f} Mpx per task\n")
 
-    base = Restorer.from_files(args.model)
+    tta = {"tta": True} if args.tta else {}
+    if args.tta:
+        print("colora with --tta: every forward is the 8-transform self-ensemble\n")
+    base = Restorer.from_files(args.model, **tta)
     warm = photos[0][1][:64, :64]
     base.restore(warm)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -231,9 +235,9 @@ def main(argv=None):
     results, t0 = {}, time.time()
     for task in tasks:
         adapted = None if task == "clean" or args.no_adapters else \
-            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir)
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, **tta)
         unrefined = None if adapted is None or task not in RULES else \
-            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, refine="off")
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, refine="off", **tta)
         for r in (adapted, unrefined):
             if r is not None:
                 r.restore(warm)
@@ -270,7 +274,7 @@ def main(argv=None):
     text += f"\n\nload average at end: {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}; {time.time() - t0:.0f} s in all"
     print(text)
     (args.out / "table.md").write_text(f"machine: {machine}\n\n{text}\n")
-    doc = {"machine": machine, "load_start": load, "load_end": end, "size": args.size,
+    doc = {"machine": machine, "load_start": load, "load_end": end, "size": args.size, "tta": args.tta,
            "model": str(args.model or "shipped"), "adapter_dir": str(args.adapter_dir or "shipped"),
            "photos": [p[0] for p in photos], "psnr_cap_db": PSNR_CAP, "tasks": results}
     json_path = args.json or args.out / "results.json"

@@ -31,7 +31,7 @@ def restorer_from_args(args):
                                strength=args.strength, tile=args.tile, tile_pad=args.tile_pad, precision=precision,
                                force_precision=args.force_bf16, compile=args.compile, backend=args.backend,
                                max_pixels=int(args.max_pixels * 1e6), max_memory=budget, force=args.force,
-                               refine=args.refine, **auto_kwargs(args))
+                               refine=args.refine, tta=args.tta, **auto_kwargs(args))
 
 
 def auto_kwargs(args):
@@ -126,6 +126,8 @@ def add_model_args(p):
     p.add_argument("--refine", default="auto", choices=["auto", "off"],
                    help="auto (default): after a haze adapter, a guided filter holds its output to a local "
                         "affine map of the input (removes grid artefacts); off: the network's output as is")
+    p.add_argument("--tta", action="store_true",
+                   help="self-ensemble: average the outputs for the 8 flips/rotations of each tile (8x the time)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto (default): bf16 only where the CPU/GPU has it natively and it measures faster")
     p.add_argument("--bf16", action="store_true", help="= --precision bf16 (fp32 with a warning where not native)")

@@ -18,6 +18,7 @@ from colora.inference.batch import FileResult, list_inputs, output_path  # noqa:
 from colora.errors import AdapterError, ColoraError
 from colora.imageio import quantize, to_float32
 from colora.inference.auto import adapter_tasks
+from colora.inference.ensemble import self_ensemble
 from colora.inference.refine import REFINE_MODES, guided_refine, rule_for
 from colora.inference.tiling import count_tiles, run_tiled
 
@@ -74,12 +75,14 @@ class Restorer:
     def __init__(self, model: torch.nn.Module, adapters: Sequence = (), strength: float = 1.0, tile: int = 0,
                  tile_pad: int = 32, bf16: bool = False, channels_last: bool = True, max_pixels: int = 200_000_000,
                  max_memory: Optional[int] = None, device: str = "cpu", precision: str = "auto",
-                 force_precision: bool = False, compile: bool = False, auto=None, refine: str = "auto"):
+                 force_precision: bool = False, compile: bool = False, auto=None, refine: str = "auto",
+                 tta: bool = False):
         """`tile` 0 = whole images when they fit `max_memory` bytes (default: half the RAM), else
         the largest tile that does; a photo that cannot fit even tiled is refused before decoding.
         `auto` (colora.inference.auto.AutoAdapters): choose among `adapters` per image; the last
         image's Choice is `last_choice`. `refine` "auto": after each step whose adapters' task has a
-        rule in colora.inference.refine (haze), the guided refinement; "off": never."""
+        rule in colora.inference.refine (haze), the guided refinement; "off": never. `tta`: every
+        forward is the geometric self-ensemble of colora.inference.ensemble (8x the time)."""
         from colora.adapters import get_hub, merge_adapter, set_adapter, set_strength
         from colora.inference.runtime import TorchRunner
         from colora.inference.memory import default_budget
@@ -95,7 +98,7 @@ class Restorer:
         self.max_pixels = max_pixels
         self.max_memory = default_budget() if max_memory is None else int(max_memory)
         self._net_bpp = None
-        self.chain, self.auto, self.last_choice = list(adapters), auto, None
+        self.chain, self.auto, self.last_choice, self.tta = list(adapters), auto, None, bool(tta)
         if refine not in REFINE_MODES:
             raise ColoraError(f"refine must be one of {', '.join(REFINE_MODES)}, got {refine!r}")
         self.refine = refine
@@ -158,7 +161,7 @@ class Restorer:
 
     # ---- arrays ----------------------------------------------------------------------------------
     def _forward(self, x):
-        return self.run(x)
+        return self_ensemble(self.run, x) if self.tta else self.run(x)
 
     def plan(self, h, w):
         """The tile size for an h x w photo (0 = whole), or a ColoraError if it is over --max-pixels
