@@ -223,10 +223,9 @@ def main(argv=None):
     print(f"photos: {len(photos)} held-out ({', '.join(p[0] for p in photos)}), "
           f"{sum(p[1].shape[0] * p[1].shape[1] for p in photos) / 1e6:.2f} Mpx per task\n")
 
-    tta = {"tta": True} if args.tta else {}
     if args.tta:
         print("colora with --tta: every forward is the 8-transform self-ensemble\n")
-    base = Restorer.from_files(args.model, **tta)
+    base = Restorer.from_files(args.model, tta=args.tta)
     warm = photos[0][1][:64, :64]
     base.restore(warm)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -235,9 +234,9 @@ def main(argv=None):
     results, t0 = {}, time.time()
     for task in tasks:
         adapted = None if task == "clean" or args.no_adapters else \
-            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, **tta)
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, tta=args.tta)
         unrefined = None if adapted is None or task not in RULES else \
-            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, refine="off", **tta)
+            Restorer.from_files(args.model, [task], adapter_dir=args.adapter_dir, refine="off", tta=args.tta)
         for r in (adapted, unrefined):
             if r is not None:
                 r.restore(warm)

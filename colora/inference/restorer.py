@@ -8,6 +8,7 @@ its inference form (colora.archs.contract; NAFNet: TLC), so a photo larger than 
 patches sees the statistics the network was trained with.
 """
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
@@ -229,8 +230,6 @@ class Restorer:
 
     def _recheck(self, rgb, choice, tile, progress):
         """auto's recheck mixture: the first adapter of each look, then a new look at its output."""
-        from dataclasses import replace
-
         first, ran, looks = choice, [], []
         while choice.action != "leave":
             rgb = self._step(rgb, choice.adapters[0], tile, progress)
