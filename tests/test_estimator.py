@@ -9,7 +9,7 @@ from skimage import data
 from colora import cli
 from colora.errors import ColoraError
 from colora.inference.estimator import (LABELS, TILE, DegradationEstimator, detected, estimate, load_estimator,
-                                        recipe_labels, save_estimator, tiles_of, train_estimator)
+                                        recipe_labels, save_estimator, tiles_of, train_estimator, visible_labels)
 
 
 @pytest.fixture(scope="module")
@@ -163,4 +163,33 @@ def test_training_options_are_checked(tmp_path):
     out = tmp_path / "x.safetensors"
     assert cli.main(["estimator", "train", "-o", str(out), "--tiles", "0"]) == 2
     assert cli.main(["estimator", "train", "-o", str(out), "--region", "64"]) == 2
+    assert cli.main(["estimator", "train", "-o", str(out), "--faint-db", "0"]) == 2
+    not_an_estimator = tmp_path / "photo.safetensors"
+    not_an_estimator.write_bytes(b"not safetensors")
+    assert cli.main(["estimator", "train", "-o", str(out), "--init", str(not_an_estimator)]) == 2
     assert not out.exists()
+
+
+def test_faint_degradations_are_not_labelled_present():
+    gt = data.astronaut()[::4, ::4].astype(np.float32) / 255
+    faint = {"op": "gaussian_noise", "params": {"sigma": 0.2, "seed": 1, "grey": False, "correlation": 0.0}}
+    visible = {"op": "motion_blur", "params": {"length": 15.0, "angle": 30.0, "seed": 2, "kind": "linear"}}
+    assert recipe_labels([faint])[LABELS.index("noise")] == 1
+    y = visible_labels(gt, [faint], faint_db=40)
+    assert y.tolist() == [1, 0, 0, 0, 0, 0]  # nothing visible: clean
+    y = visible_labels(gt, [faint, visible], faint_db=40)
+    assert {LABELS[i] for i in np.flatnonzero(y)} == {"blur"}
+    assert visible_labels(gt, [], faint_db=40).tolist() == recipe_labels([]).tolist()
+
+
+def test_training_goes_on_from_a_given_estimator(trained, tmp_path):
+    start = tmp_path / "start.safetensors"
+    save_estimator(trained, start)
+    out = tmp_path / "more.safetensors"
+    assert cli.main(["estimator", "train", "-o", str(out), "--iters", "1", "--batch", "2", "--threads", "1",
+                     "--init", str(start), "--faint-db", "40"]) == 0
+    before, after = load_estimator(start).state_dict(), load_estimator(out).state_dict()
+    assert before.keys() == after.keys()
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    # one step from the given weights: every tensor moved, and only a little (a new network would differ wholesale)
+    assert moved == list(before) and max((before[k] - after[k]).abs().max() for k in before) < 0.05

@@ -47,6 +47,27 @@ def recipe_labels(recipe):
     return y
 
 
+def visible_labels(gt, recipe, faint_db):
+    """Like recipe_labels, but an op counts only where it changed the image visibly: the PSNR of its
+    output against its input is below `faint_db` (replayed step by step; colora.degradations.tasks.replay).
+    Why: sampled ranges reach degradations nobody can see (a few drops refracting their own
+    surroundings, haze of density 0.01); labelled present, they teach the estimator that a task is
+    invisible, and it never grows confident. A view no op changed visibly is labelled clean."""
+    from colora.degradations.tasks import replay
+    from colora.metrics import calculate_psnr
+
+    y, img, seen = np.zeros(len(LABELS), np.float32), gt, False
+    for step in json.loads(recipe) if isinstance(recipe, str) else recipe:
+        out = replay(img, [step])
+        if calculate_psnr(out, img) < faint_db:
+            seen = True
+            if step["op"] in _OP_LABEL:
+                y[LABELS.index(_OP_LABEL[step["op"]])] = 1.0
+        img = out
+    y[0] = 0.0 if seen else 1.0
+    return y
+
+
 # Restoration undoes the degradations in the reverse of the order light met them (scene haze, rain
 # in the air, drops on the glass, the optics' blur, the sensor's noise): noise first, haze last.
 RESTORE_ORDER = ("noise", "blur", "rain_raindrop", "raindrop", "rain", "haze")
@@ -192,10 +213,11 @@ class EstimatorSamples(torch.utils.data.Dataset):
     the whole view shrunk to 96², labels, severity = PSNR of the view). Several tiles per view train
     the model as `estimate` runs it (tile features averaged over the photo: a drop or a blurred
     edge seen in one tile of several) and spend one costly degraded view on more than one tile.
-    A pure function of (seed, i)."""
+    `faint_db`: label only the ops that changed the view visibly (visible_labels); None: every op
+    of the recipe (recipe_labels). A pure function of (seed, i)."""
 
     def __init__(self, dataroot=None, photos=None, seed=0, length=10**9, p_clean=0.2, p_task=0.5,
-                 tasks=RESTORATION_TASKS, region=256, tiles=1):
+                 tasks=RESTORATION_TASKS, region=256, tiles=1, faint_db=None):
         from colora.data.imagefolder import clean_images
         from colora.degradations.prod import ProdSampler
         from colora.options import DegradationsOpt
@@ -203,7 +225,7 @@ class EstimatorSamples(torch.utils.data.Dataset):
         self.images = clean_images(dataroot, photos, TILE)
         self.prod = ProdSampler(DegradationsOpt(mode="prod", k_max=3))
         self.seed, self.length, self.p_clean, self.p_task, self.tasks = seed, length, p_clean, p_task, tasks
-        self.region, self.tiles = region, tiles
+        self.region, self.tiles, self.faint_db = region, tiles, faint_db
 
     def __len__(self):
         return self.length
@@ -232,18 +254,20 @@ class EstimatorSamples(torch.utils.data.Dataset):
         sev = CLEAN_PSNR if not recipe else min(CLEAN_PSNR, calculate_psnr(lq, gt))
         crops = [random_crop(rng, TILE, lq)[0] for _ in range(self.tiles)]
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
-        return (x, thumbnail(lq)[0], torch.from_numpy(recipe_labels(recipe)),
+        labels = recipe_labels(recipe) if self.faint_db is None else visible_labels(gt, recipe, self.faint_db)
+        return (x, thumbnail(lq)[0], torch.from_numpy(labels),
                 torch.tensor([sev], dtype=torch.float32))
 
 
 def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=32, log_every=100, log=print,
-                    tile_max=False, **samples):
+                    tile_max=False, init=None, **samples):
     """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
     cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a
     moderately wrong label). `tile_max`: see DegradationEstimator. `samples`: EstimatorSamples' mix
-    (p_clean, p_task, tasks), view size (region) and tiles per view (tiles)."""
+    (p_clean, p_task, tasks), view size (region), tiles per view (tiles) and faint_db. `init`: an
+    estimator (a loaded one) to go on training instead of a fresh one (its width and pooling win)."""
     torch.manual_seed(seed)
-    model = DegradationEstimator(width, tile_max=tile_max)
+    model = DegradationEstimator(width, tile_max=tile_max) if init is None else init.train()
     data = EstimatorSamples(dataroot, seed=seed, length=iters * batch, **samples)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=False, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

@@ -10,19 +10,24 @@ log = logging.getLogger("colora")
 def cmd_train(args):
     import torch
 
-    from colora.inference.estimator import TILE, save_estimator, train_estimator
+    from colora.inference.estimator import TILE, load_estimator, save_estimator, train_estimator
 
     if min(args.iters, args.batch, args.width, args.tiles) < 1:
         raise ColoraError("--iters, --batch, --width and --tiles must be at least 1")
     if args.region < TILE:
         raise ColoraError(f"--region must be at least {TILE} (one tile), got {args.region}")
+    if args.faint_db is not None and not 0 < args.faint_db < 100:
+        raise ColoraError(f"--faint-db is a PSNR in dB between 0 and 100 (e.g. 40), got {args.faint_db}")
+    init = load_estimator(args.init) if args.init else None  # a bad file fails here, before any training
     if args.threads:
         torch.set_num_threads(args.threads)
     model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, width=args.width,
-                            tile_max=args.tile_max, log=log.info, tiles=args.tiles, region=args.region)
+                            tile_max=args.tile_max, log=log.info, tiles=args.tiles, region=args.region,
+                            faint_db=args.faint_db, init=init)
     save_estimator(model, args.output, info={"dataroot": args.dataroot, "iters": args.iters, "batch": args.batch,
-                                             "seed": args.seed, "width": args.width, "tiles": args.tiles,
-                                             "region": args.region, "tile_max": args.tile_max})
+                                             "seed": args.seed, "width": model.width, "tiles": args.tiles,
+                                             "region": args.region, "tile_max": args.tile_max,
+                                             "faint_db": args.faint_db, "init": args.init})
     log.info(f"estimator saved to {args.output}")
 
 
@@ -64,6 +69,10 @@ def add_estimator(sub):
     t.add_argument("--tile-max", action="store_true", help="pool a photo's tiles by their max as well as their "
                    "mean (measured no better on validation yet; the shipped estimator is mean-only)")
     t.add_argument("--region", type=int, default=256, help="side of the degraded training views (a photo's scale)")
+    t.add_argument("--faint-db", type=float, default=None, help="label a degradation present only where it "
+                   "changed the view visibly (PSNR of that step below this, e.g. 40); default: every sampled one")
+    t.add_argument("--init", help="go on training this estimator file (e.g. the shipped one) instead of a new one; "
+                   "its width and pooling are kept")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     t.set_defaults(func=cmd_train)
