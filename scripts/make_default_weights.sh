@@ -63,8 +63,12 @@ for spec in $ITERS; do
 done
 log "adapters finished"   # closing time stamp: the last adapter's duration
 python scripts/pack_weights.py adapters "$EXP" colora/weights $TASKS
-# the degradation estimator (colora estimator run, --adapter auto): ~50 min on one core
-colora estimator train -o colora/weights/estimator.safetensors --dataroot corpus/train --threads 1
+# the degradation estimator (colora estimator run, --adapter auto): ~50 min on one core, then 1,200
+# iterations more with only visible degradations labelled (--faint-db 40, session 12; ~50 min shared)
+[ -f "$EXP/estimator_start.safetensors" ] || colora estimator train -o "$EXP/estimator_start.safetensors" \
+  --dataroot corpus/train --threads 1
+colora estimator train -o colora/weights/estimator.safetensors --dataroot corpus/train --threads 1 --iters 1200 \
+  --seed 1 --faint-db 40 --init "$EXP/estimator_start.safetensors"
 python scripts/pack_weights.py estimator colora/weights
 python benchmarks/vs_classical.py --threads 2 --json "$EXP/vs_classical.json" --jpeg docs/vs_classical
 python scripts/pack_weights.py heldout "$EXP/vs_classical.json" colora/weights

@@ -119,18 +119,32 @@ def pack_adapters(exp, dest, tasks):
 
 def pack_estimator(dest):
     """Record the degradation estimator (written in place by `colora estimator train`) and the
-    command that made it, from the settings the file records."""
+    commands that made it, from the settings the file records: where it went on from another
+    estimator (--init), that one's command first (read from its file, or, when it was the estimator
+    shipped here before, from the manifest's record)."""
     from safetensors import safe_open
 
     dest = Path(dest)
     manifest = json.loads((dest / "MANIFEST.json").read_text())
-    with safe_open(str(dest / "estimator.safetensors"), "pt") as f:
-        info = json.loads((f.metadata() or {}).get("info", "{}"))
-    flags = "".join(f" --{k} {info[k]}" for k in ("iters", "batch", "width", "tiles", "region", "seed") if k in info)
-    manifest["estimator"] = {"file": "estimator.safetensors", "sha256": sha256(dest / "estimator.safetensors"),
-                             "tensors_sha256": tensors_sha256(dest / "estimator.safetensors"),
-                             "command": "colora estimator train -o colora/weights/estimator.safetensors "
-                                        f"--dataroot corpus/train --threads 1{flags}"}
+
+    def command(path, out):
+        with safe_open(str(path), "pt") as f:
+            info = json.loads((f.metadata() or {}).get("info", "{}"))
+        flags = "".join(f" --{k.replace('_', '-')} {info[k]}" for k in
+                        ("iters", "batch", "width", "tiles", "region", "seed", "faint_db", "init")
+                        if info.get(k) is not None)
+        cmd = f"colora estimator train -o {out} --dataroot corpus/train --threads 1{flags}"
+        init = Path(info["init"]) if info.get("init") else None
+        if init is None:
+            return cmd
+        if init.resolve() == Path(path).resolve() or not init.is_file():  # the one shipped before, now replaced
+            return f"{manifest['estimator']['command']} && {cmd}"
+        return f"{command(init, info['init'])} && {cmd}"
+
+    file = dest / "estimator.safetensors"
+    manifest["estimator"] = {"file": "estimator.safetensors", "sha256": sha256(file),
+                             "tensors_sha256": tensors_sha256(file),
+                             "command": command(file, "colora/weights/estimator.safetensors")}
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

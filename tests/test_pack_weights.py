@@ -35,3 +35,21 @@ def test_pack_base_records_the_runs_command_seed_and_tensors(tmp_path):
     # the packed file holds the run's EMA weights, and the manifest their hash
     assert base["tensors_sha256"] == state_dict_sha256(load_state_dict(dest / "base.safetensors"))
     assert base["tensors_sha256"] == state_dict_sha256(load_state_dict(ckpt))
+
+
+def test_pack_estimator_records_both_commands_of_an_estimator_trained_on_from_another(tmp_path):
+    from colora import cli
+
+    dest = tmp_path / "weights"
+    dest.mkdir()
+    (dest / "MANIFEST.json").write_text("{}")
+    start = tmp_path / "start.safetensors"
+    common = ["--iters", "1", "--batch", "2", "--width", "4", "--threads", "1"]
+    assert cli.main(["estimator", "train", "-o", str(start), *common]) == 0
+    assert cli.main(["estimator", "train", "-o", str(dest / "estimator.safetensors"), *common, "--seed", "3",
+                     "--faint-db", "40", "--init", str(start)]) == 0
+    pack_weights().pack_estimator(dest)
+    record = json.loads((dest / "MANIFEST.json").read_text())["estimator"]
+    first, second = record["command"].split(" && ")
+    assert "--init" not in first and "--seed 0" in first
+    assert f"--init {start}" in second and "--faint-db 40" in second and "--seed 3" in second
