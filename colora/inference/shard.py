@@ -57,5 +57,9 @@ class Shard:
         return dict(zip(keys, t.tolist()))
 
     def close(self):
+        """Leave the job together: a rank that tore its gloo group down while a peer was still
+        talking to it once aborted at exit (SIGABRT, "terminate called without an active
+        exception") after finishing its work; a barrier first is the usual cure."""
         if self.joined and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
