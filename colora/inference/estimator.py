@@ -48,24 +48,21 @@ def recipe_labels(recipe):
 
 
 def visible_labels(gt, recipe, faint_db):
-    """Like recipe_labels, but an op counts only where it changed the image visibly: the PSNR of its
-    output against its input is below `faint_db` (replayed step by step; colora.degradations.tasks.replay).
-    Why: sampled ranges reach degradations nobody can see (a few drops refracting their own
-    surroundings, haze of density 0.01); labelled present, they teach the estimator that a task is
-    invisible, and it never grows confident. A view no op changed visibly is labelled clean."""
+    """recipe_labels of only the steps that changed the image visibly: the PSNR of a step's output
+    against its input is below `faint_db` (replayed step by step; colora.degradations.tasks.replay),
+    so a view no step changed visibly is labelled clean. Why: sampled ranges reach degradations
+    nobody can see (a few drops refracting their own surroundings, haze of density 0.01); labelled
+    present, they teach the estimator that a task is invisible, and it never grows confident."""
     from colora.degradations.tasks import replay
     from colora.metrics import calculate_psnr
 
-    y, img, seen = np.zeros(len(LABELS), np.float32), gt, False
+    seen, img = [], gt
     for step in json.loads(recipe) if isinstance(recipe, str) else recipe:
         out = replay(img, [step])
         if calculate_psnr(out, img) < faint_db:
-            seen = True
-            if step["op"] in _OP_LABEL:
-                y[LABELS.index(_OP_LABEL[step["op"]])] = 1.0
+            seen.append(step)
         img = out
-    y[0] = 0.0 if seen else 1.0
-    return y
+    return recipe_labels(seen)
 
 
 # Restoration undoes the degradations in the reverse of the order light met them (scene haze, rain
