@@ -58,7 +58,8 @@ class DatasetOpt(Section):
     crop_pairs_size: Optional[int] = None  # fixed training crops: synthetic None = 2 * gt_size; real None = whole
     scene_size: Optional[int] = None  # synthetic: degrade a scene view of this side, then crop (datasets.scene_view)
     dead_leaves: int = 0  # synthetic: procedural images beside the clean ones (colora.data.dead_leaves)
-    RANGES = {"gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256), "num_pairs":
+    p_clean: float = 0.0  # TaskDataset, train: share of pairs left undegraded (lq == gt), so an adapter learns to leave alone
+    RANGES = {"p_clean": (0.0, 1.0), "gt_size": (8, 8192), "batch_size_per_gpu": (1, 4096), "num_worker_per_gpu": (0, 256), "num_pairs":
               (1, 10 ** 7), "num_samples": (1, 10 ** 6), "crop_pairs_size": (8, 16384), "scene_size": (8, 16384)}
     filename_tmpl: str = "{}"  # paired folders: LQ stem from GT stem, as BasicSR ('{}_x4': gt/a.png ~ lq/a_x4.png)
     dataroot: Optional[str] = None  # a benchmark's extracted root (SIDD, GoPro, RainDS_real, ...: colora.data)

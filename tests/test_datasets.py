@@ -100,6 +100,23 @@ def test_task_all_draws_every_task_deterministically():
         build_dataset(dict(opt, task="everything"), phase="val")
 
 
+def test_task_dataset_p_clean_leaves_that_share_of_training_pairs_undegraded():
+    """`p_clean` (an adapter that should leave a photo without its degradation alone): about that
+    share of training pairs has lq == gt and an empty recipe; validation never draws one."""
+    opt = {"type": "TaskDataset", "task": "haze", "gt_size": 32, "photos": PHOTOS, "num_samples": 8, "p_clean": 0.5}
+    ds = build_dataset(opt)
+    items = [ds[(e, i)] for e in range(10) for i in range(len(ds))]
+    clean = [torch.equal(it["lq"], it["gt"]) for it in items]
+    assert all(json.loads(it["recipe"]) == [] for it, c in zip(items, clean) if c)
+    assert 0.3 < np.mean(clean) < 0.7
+    val = build_dataset(opt, phase="val")
+    assert not any(torch.equal(val[i]["lq"], val[i]["gt"]) for i in range(8))
+    plain = build_dataset(dict(opt, p_clean=0.0))
+    assert not any(torch.equal(plain[(e, 0)]["lq"], plain[(e, 0)]["gt"]) for e in range(10))
+    with pytest.raises(OptionsError, match="p_clean"):
+        build_dataset(dict(opt, p_clean=1.5))
+
+
 def test_task_dataset_reuses_its_fixed_pairs():
     opt = {"type": "TaskDataset", "task": "haze", "gt_size": 32, "photos": PHOTOS, "num_pairs": 4}
     ds = build_dataset(opt)

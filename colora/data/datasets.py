@@ -173,16 +173,21 @@ class ProdDataset(_SyntheticDataset):
 class TaskDataset(_SyntheticDataset):
     """Synthetic pairs of one fine-tuning task (`task`: a key of TASKS), or of every task at once
     (`task: all`: each pair one of the six RESTORATION_TASKS, drawn uniformly; the one adapter for
-    everything baseline of issue 14, PromptIR's setting)."""
+    everything baseline of issue 14, PromptIR's setting). `p_clean` (training only): that share of
+    pairs is left undegraded, as PROD's p_clean does, so that an adapter run on a photo without its
+    degradation (a wrong pick of `--adapter auto`) learns to leave it alone."""
 
     def __init__(self, opt, degradations_opt=None, phase="train"):
         if opt.task not in TASKS and opt.task != "all":
             raise OptionsError(f"datasets.{phase}.task must be one of {', '.join(TASKS)} or all for a "
                                f"TaskDataset, got {opt.task!r}")
         self.task = opt.task
+        self.p_clean = float(opt.p_clean) if phase == "train" else 0.0
         super().__init__(opt, phase)
 
     def degrade(self, img, rng):
+        if self.p_clean > 0 and rng.random() < self.p_clean:  # no draw at 0: runs without it are unchanged
+            return img.copy(), []
         task = self.task if self.task != "all" else RESTORATION_TASKS[int(rng.integers(len(RESTORATION_TASKS)))]
         return degrade_task(img, task, rng)
 
