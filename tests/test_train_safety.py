@@ -57,6 +57,23 @@ def test_auto_resume_refuses_a_state_saved_with_other_options(tmp_path):
     assert code == 0 and "resumed from" in err and train_iters(tmp_path) == [1, 2, 3, 4, 5, 6]
 
 
+def test_auto_resume_takes_a_state_saved_before_an_option_existed(tmp_path):
+    """Upgrading colora mid-run adds options the saved state never recorded: at their defaults they
+    change nothing and the run resumes; set to something else they are a change like any other."""
+    import torch
+
+    assert pretrain(tiny(tmp_path, total_iter=4))[0] == 0
+    for path in (tmp_path / "exp" / "tiny" / "training_states").iterdir():  # as an older colora saved it
+        state = torch.load(path, weights_only=True)
+        state["options"] = {k: v for k, v in state["options"].items() if not k.endswith(".p_clean")
+                            or k.startswith("degradations.")}
+        torch.save(state, path)
+    code, _, err = pretrain(tiny(tmp_path, total_iter=6), "--auto_resume", "--set", "datasets.train.p_clean=0.5")
+    assert code == 2 and "datasets.train.p_clean: None then, 0.5 now" in err, err
+    code, _, err = pretrain(tiny(tmp_path, total_iter=6), "--auto_resume")
+    assert code == 0 and "resumed from" in err and train_iters(tmp_path) == [1, 2, 3, 4, 5, 6]
+
+
 def test_a_corrupt_newest_state_falls_back_to_the_previous_one(tmp_path):
     opt_file = tiny(tmp_path)
     assert pretrain(opt_file)[0] == 0

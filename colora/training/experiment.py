@@ -212,12 +212,38 @@ def flat_options(tree, prefix=""):
     return out
 
 
+def defaults_of_added(recorded, current):
+    """{dotted key: its default} for the options of `current` that `recorded` lacks: options colora
+    gained after the state was saved. A run resumed after an upgrade has them at their defaults,
+    which change nothing, so a resume must not call them changed."""
+    from colora.options import load_options
+
+    added = [k for k in current if k not in recorded]
+    if not added:
+        return {}
+    tree = {}
+    for key, value in current.items():
+        if key not in added:
+            *parents, leaf = key.split(".")
+            node = tree
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    try:
+        defaults = flat_options(load_options(tree).to_dict())
+    except ColoraError:
+        return {}
+    return {k: defaults[k] for k in added if k in defaults}
+
+
 def options_diff(recorded, current):
-    """The options that differ between a state and this run, except those a resume may change."""
+    """The options that differ between a state and this run, except those a resume may change
+    (and options added to colora since, left at their defaults)."""
     def free(key):
         return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_CHANGES)
 
-    keys = sorted(k for k in set(recorded) | set(current) if not free(k) and recorded.get(k) != current.get(k))
+    then = {**defaults_of_added(recorded, current), **recorded}
+    keys = sorted(k for k in set(then) | set(current) if not free(k) and then.get(k) != current.get(k))
     return [f"{k}: {recorded.get(k)!r} then, {current.get(k)!r} now" for k in keys]
 
 
