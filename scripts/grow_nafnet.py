@@ -12,7 +12,6 @@ Width and the number of levels stay; only block counts grow. Our choice, in the 
 (Chen et al., ICLR 2016).
 """
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from colora.archs import build_arch  # noqa: E402
-from colora.checkpoint import load_state_dict, read_metadata, save_checkpoint  # noqa: E402
+from colora.archs import build_arch, full_config  # noqa: E402
+from colora.checkpoint import checkpoint_network_g, load_state_dict, read_metadata, save_checkpoint  # noqa: E402
 from colora.errors import ColoraError  # noqa: E402
 
 
@@ -30,6 +29,7 @@ def grow(state, network_g, enc=None, middle=None, dec=None, seed=0):
     """(state dict, network_g) of the grown NAFNet; new blocks initialised with beta = gamma = 0."""
     if network_g.get("type") != "NAFNet":
         raise ColoraError(f"only NAFNet can be grown, this checkpoint is {network_g.get('type')}")
+    network_g = full_config(network_g)
     new = dict(network_g)
     for key, value in (("enc_blk_nums", enc), ("dec_blk_nums", dec)):
         if value is not None:
@@ -64,12 +64,10 @@ def main(argv=None):
     ap.add_argument("--dec", type=int, nargs="+", help="blocks per decoder level")
     a = ap.parse_args(argv)
     try:
-        meta = read_metadata(a.base)
-        if "network_g" not in meta:
-            raise ColoraError(f"{a.base} records no network_g; give a colora checkpoint")
-        state, network_g = grow(load_state_dict(a.base), json.loads(meta["network_g"]), a.enc, a.middle, a.dec)
         if Path(a.out).exists():
             raise ColoraError(f"{a.out} exists; choose a new file name")
+        meta, state = read_metadata(a.base), load_state_dict(a.base)
+        state, network_g = grow(state, checkpoint_network_g(a.base, state, meta), a.enc, a.middle, a.dec)
         extra = {k: meta[k] for k in ("train_size",) if k in meta}
         save_checkpoint(a.out, state, network_g=network_g,
                         extra_metadata={**extra, "grown_from": str(a.base), "made_by": "scripts/grow_nafnet.py"})
