@@ -63,6 +63,8 @@ class AdapterHub(nn.Module):
         self.base_sha256 = None  # of the frozen base, once computed (colora.adapters.api)
         self._blended = set()  # owner paths holding a blend (merged mode), undone by the next switch
         self._keep = False  # keep_merged: one merged tensor per adapter, swaps re-point instead of rewrite
+        self.generation = 0  # moves whenever the tensors the model runs with change (merged mode): what
+        # a frozen torch.compile (colora.inference.runtime.TorchRunner) checks before reusing its code
         for p in model.parameters():
             p.requires_grad_(False)
 
@@ -182,6 +184,7 @@ class AdapterHub(nn.Module):
                     torch.add(slot.base, total.to(slot.base.dtype), alpha=self.strength, out=slot.merged.data)
                 self._owners[path]._parameters[pname] = slot.merged
         self._blended = paths
+        self.generation += 1
 
     def set_strength(self, strength: float) -> None:
         """Blend base and adapter: effective = base + strength * delta (like Real-ESRGAN's -dn)."""
@@ -218,6 +221,7 @@ class AdapterHub(nn.Module):
     def unmerge(self) -> None:
         """Put every base tensor back (the very objects: exact)."""
         self.merged = False
+        self.generation += 1
         for path, slots in self._slots.items():
             for pname, slot in slots.items():
                 self._owners[path]._parameters[pname] = slot.base
@@ -240,6 +244,7 @@ class AdapterHub(nn.Module):
         """Install merged tensors of the active adapter on `paths` (default: every tracked owner),
         each written straight into its slot's buffer by the tuner (one pass, no temporaries); the
         same arithmetic every time, so A -> B -> A gives A's tensors bit for bit."""
+        self.generation += 1
         written = set()
         for owner, pname, slot, bases, touching in self._merge_plan(self.active):
             if self._keep and self.active in slot.kept:  # made before: re-point

@@ -16,11 +16,12 @@ from torch import nn
 
 
 def _onednn_ok(conv, x):
+    if torch.compiler.is_compiling():  # first: dynamo cannot trace the checks below (a graph break per conv)
+        return False  # torch.compile has no meta kernel for mkldnn_convolution; it lowers the standard op
     return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
             and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_autocast_enabled("cpu")
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-            and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled()
-            and not torch.compiler.is_compiling())  # torch.compile has no meta kernel for it
+            and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled())
 
 
 class OneDnnConv2d(nn.Conv2d):

@@ -112,7 +112,9 @@ class Restorer:
             self._set_adapter = lambda name: set_adapter(self.model, name) if get_hub(self.model).active != name else None
             self._blend = lambda weights: get_hub(self.model).blend(weights)
             self._tasks = adapter_tasks(self.model)
-        self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile)
+        swaps = len(self.chain) > 1 or auto is not None  # weights change per image: no frozen compile
+        self.run = runner or TorchRunner(self.model, precision, force_precision, channels_last, device, compile,
+                                         freeze=not swaps)
         self.channels_last, self.bf16 = channels_last, self.run.precision == "bf16"
         from colora.inference.memory import current_rss
 
@@ -173,7 +175,8 @@ class Restorer:
             raise ColoraError(f"the image has {h * w / 1e6:.1f} megapixels ({w}x{h}), over the limit of "
                               f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
         if self._net_bpp is None:  # measured once: the same model serves every photo
-            self._net_bpp = forward_bytes_per_pixel(self._forward)
+            probe = getattr(self.run, "eager", self.run)  # a compiled runner would compile the probe's shape
+            self._net_bpp = forward_bytes_per_pixel(lambda x: self_ensemble(probe, x) if self.tta else probe(x))
         return plan_tile(h, w, self._net_bpp, self.max_memory, self.tile, self.tile_pad, self._resident)
 
     def restore(self, image: np.ndarray, progress=None) -> np.ndarray:
