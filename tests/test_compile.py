@@ -39,12 +39,18 @@ def test_frozen_compile_matches_eager_and_follows_an_adapter_swap():
     assert (outs["a"] - outs["b"]).abs().max() > 1e-3  # the swap changed the output: it was seen
 
 
-def test_restorer_freezes_only_when_its_weights_stay_fixed():
+@pytest.mark.filterwarnings("ignore")
+def test_restorer_freezes_only_when_its_weights_stay_fixed(caplog):
     from colora.inference.restorer import Restorer
 
     single = Restorer(two_adapter_model(), ["a"], compile=True, precision="fp32")
     chain = Restorer(two_adapter_model(), ["a", "b"], compile=True, precision="fp32")
     assert single.run.frozen and not chain.run.frozen
-    plain = Restorer(two_adapter_model(), ["a", "b"], precision="fp32")
     img = np.random.default_rng(0).random((24, 40, 3)).astype(np.float32)
+    with caplog.at_level("INFO", logger="colora"):
+        first, second = single.restore(img), single.restore(img)
+    assert "compiling again" not in caplog.text  # one adapter: compiled once, never again
+    np.testing.assert_allclose(first, Restorer(two_adapter_model(), ["a"], precision="fp32").restore(img), atol=1e-5)
+    np.testing.assert_array_equal(first, second)
+    plain = Restorer(two_adapter_model(), ["a", "b"], precision="fp32")
     np.testing.assert_allclose(chain.restore(img), plain.restore(img), atol=1e-5)

@@ -50,7 +50,8 @@ class TorchRunner:
         if self.dtype != torch.float32:
             model.to(self.dtype)
         self.compiled, self.frozen = bool(compile), bool(compile and freeze)
-        self._forward, self._weights = (self._compile() if compile else model), None
+        self._weights = None  # the fingerprint a frozen compilation was made with
+        self._forward = self._compile() if compile else model
 
     def _compile(self):
         self._weights = self._fingerprint() if self.frozen else None
