@@ -5,8 +5,7 @@
 #      then stage 2 (nafnet_small_prod_stage2.yml: 384-px scene views, a 40 dB loss ceiling) and
 #      stage 3 (nafnet_small_prod_stage3.yml: stage 2 plus dead-leaves images);
 #   3. one CoLoRA adapter per task fine-tuned on fresh synthetic pairs of the same photos
-#      (colora/presets/finetune/synthetic.yml with the task and its iterations set on the command line:
-#      more for the tasks the base alone does least for, haze and blur);
+#      (scripts/train_adapters.sh: colora/presets/finetune/synthetic.yml with per-task iterations and options);
 #   4. the degradation estimator, trained on synthetic pairs of the same photos;
 #   5. the held-out benchmark of the result (benchmarks/vs_classical.py), which `colora demo` shows.
 # Hours on a CPU: pre-training 20,000 iterations is ~5.5 h on one core of an Intel Xeon with AMX
@@ -19,18 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXP=${1:-experiments_default}
-TASKS="rain raindrop rain_raindrop noise blur haze"
-ITERS="rain:300 raindrop:1500 rain_raindrop:1000 noise:600 blur:1300 haze:3000"
-# Per-task options beyond the preset, each chosen on photo-scale validation (scripts/validate_photos.py):
-# raindrops (alone or with rain) degraded on a 384-px view of the photo (drops as large as on a photo,
-# not a crop) and, as blur, a 40 dB ceiling on the PSNR loss (crops with nothing to restore otherwise
-# dominate it).
-extra() {
-  case $1 in
-    raindrop|rain_raindrop) echo "--set datasets.train.scene_size=384 --set datasets.val.scene_size=384 --set train.pixel_opt.max_psnr=40" ;;
-    blur) echo "--set train.pixel_opt.max_psnr=40" ;;
-  esac
-}
+TASKS="rain raindrop rain_raindrop noise blur haze"  # their recipes: scripts/train_adapters.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$EXP"
 log() { echo "$(date +%s) $*" >> "$EXP/commands.log"; echo "+ $*"; }
@@ -53,15 +41,7 @@ BASE="$EXP/nafnet_small_prod_stage3/models/net_g_latest.safetensors"
 # 384: the TLC window of the shipped base (trained on 96-px patches), chosen on validation photos; see
 # MANIFEST.json base.train_size_note
 python scripts/pack_weights.py base "$BASE" colora/weights 384
-for spec in $ITERS; do
-  task=${spec%%:*}
-  cmd="colora finetune -opt colora/presets/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"
-  cmd="$cmd --set train.total_iter=${spec##*:} --set logger.save_checkpoint_freq=250"
-  cmd="$cmd --set datasets.train.task=$task --set datasets.val.task=$task --set path.experiments_root=$EXP"
-  cmd="$cmd --set path.pretrain_network_g=colora/weights/base.safetensors --auto_resume $(extra "$task")"
-  log "$cmd"; $cmd
-done
-log "adapters finished"   # closing time stamp: the last adapter's duration
+bash scripts/train_adapters.sh colora/weights/base.safetensors "$EXP" 1 $TASKS
 python scripts/pack_weights.py adapters "$EXP" colora/weights $TASKS
 # the degradation estimator (colora estimator run, --adapter auto): ~50 min on one core, then 1,200
 # iterations more with only visible degradations labelled (--faint-db 40, session 12; ~50 min shared)

@@ -39,8 +39,16 @@ def tensors_sha256(path):
 
 
 def commands(exp):
-    """{task or 'pretrain': (command, seconds)} from the script's commands.log."""
-    lines = [ln.split(" ", 1) for ln in (Path(exp) / "commands.log").read_text().splitlines() if ln.strip()]
+    """{task or 'pretrain': (command, seconds)} from the scripts' commands.log (and the
+    commands_laneN.log of scripts/train_adapters.sh's parallel lanes: each is timed on its own)."""
+    out = {}
+    for log in sorted(Path(exp).glob("commands*.log")):
+        out.update(_timed_commands(log))
+    return out
+
+
+def _timed_commands(log):
+    lines = [ln.split(" ", 1) for ln in log.read_text().splitlines() if ln.strip()]
     out = {}
     for i, (t, cmd) in enumerate(lines):
         end = float(lines[i + 1][0]) if i + 1 < len(lines) else None

@@ -1,6 +1,8 @@
 """scripts/pack_weights.py, which make_default_weights.sh calls to record what made each shipped file:
 a tiny pre-training run packed as a base must record that run's command, seed and iterations."""
 import importlib.util
+import os
+import subprocess
 import json
 from pathlib import Path
 
@@ -53,3 +55,40 @@ def test_pack_estimator_records_both_commands_of_an_estimator_trained_on_from_an
     first, second = record["command"].split(" && ")
     assert "--init" not in first and "--seed 0" in first
     assert f"--init {start}" in second and "--faint-db 40" in second and "--seed 3" in second
+
+
+def fake_colora(tmp_path):
+    """A `colora` on PATH that only records its arguments (one line per call, in the lane's order)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "colora"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls.txt\n')
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_train_adapters_splits_the_six_recipes_over_lanes_and_pack_times_each(tmp_path):
+    base = tmp_path / "base.safetensors"
+    base.write_bytes(b"x")
+    exp = tmp_path / "exp"
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "train_adapters.sh"), str(base), str(exp), "2"],
+                         env=fake_colora(tmp_path), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    tasks = sorted(c.split("adapter.task=")[1].split()[0] for c in calls)
+    assert tasks == sorted(["rain", "raindrop", "rain_raindrop", "noise", "blur", "haze"])
+    assert all(f"path.pretrain_network_g={base}" in c and "--auto_resume" in c for c in calls)
+    assert any("adapter.task=blur" in c and "max_psnr=40" in c for c in calls)
+    lanes = {}
+    for log in sorted(exp.glob("commands_lane*.log")):
+        lanes[log.name] = sum(int(ln.split("total_iter=")[1].split()[0]) for ln in log.read_text().splitlines()
+                              if "total_iter=" in ln)
+    assert len(lanes) == 2 and max(lanes.values()) - min(lanes.values()) <= 300  # 3,900 vs 3,800
+    timed = pack_weights().commands(exp)
+    assert set(timed) == set(tasks) and all(seconds is not None for _, seconds in timed.values())
+
+
+def test_train_adapters_refuses_a_missing_base(tmp_path):
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "train_adapters.sh"), str(tmp_path / "none.safetensors"),
+                          str(tmp_path / "exp")], env=fake_colora(tmp_path), capture_output=True, text=True)
+    assert run.returncode == 2 and "no base checkpoint" in run.stderr and not (tmp_path / "calls.txt").exists()
