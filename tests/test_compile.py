@@ -6,8 +6,11 @@ import torch
 
 from colora.adapters import attach_adapter, merge_adapter, set_adapter
 from colora.archs import build_arch
-from colora.inference.runtime import TorchRunner
+from colora.errors import ColoraError
+from colora.inference.runtime import TorchRunner, cxx_compiler
 from tests.conftest import TINY_NAFNET, randomize_layer_scales
+
+needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile on CPU needs a C++ compiler")
 
 
 def two_adapter_model():
@@ -22,6 +25,7 @@ def two_adapter_model():
     return model
 
 
+@needs_cxx
 @pytest.mark.filterwarnings("ignore")
 def test_frozen_compile_matches_eager_and_follows_an_adapter_swap():
     compiled_model, eager_model = two_adapter_model(), two_adapter_model()
@@ -39,6 +43,7 @@ def test_frozen_compile_matches_eager_and_follows_an_adapter_swap():
     assert (outs["a"] - outs["b"]).abs().max() > 1e-3  # the swap changed the output: it was seen
 
 
+@needs_cxx
 @pytest.mark.filterwarnings("ignore")
 def test_restorer_freezes_only_when_its_weights_stay_fixed(caplog):
     from colora.inference.restorer import Restorer
@@ -54,3 +59,9 @@ def test_restorer_freezes_only_when_its_weights_stay_fixed(caplog):
     np.testing.assert_array_equal(first, second)
     plain = Restorer(two_adapter_model(), ["a", "b"], precision="fp32")
     np.testing.assert_allclose(chain.restore(img), plain.restore(img), atol=1e-5)
+
+
+def test_compile_without_a_cxx_compiler_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(ColoraError, match="--compile needs a C\\+\\+ compiler"):
+        TorchRunner(two_adapter_model(), "fp32", compile=True)

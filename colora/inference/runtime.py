@@ -7,10 +7,13 @@ inference_mode, the whole net cast rather than autocast, fp32 convolutions throu
 """
 import copy
 import logging
+import os
+import shutil
 import time
 import torch
 
 from colora.archs import use_onednn
+from colora.errors import ColoraError
 from colora.precision import inference_dtype
 
 PROBE_SIDE = 256  # the tile `auto` times fp32 against bf16 on (once per process and network)
@@ -26,6 +29,12 @@ def _timed(fn):
 def in_channels(model: torch.nn.Module) -> int:
     """The image channels a network takes (its first convolution's input)."""
     return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+
+
+def cxx_compiler():
+    """The C++ compiler torch.compile's CPU backend (inductor) would call, or None."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+    return next((path for path in map(shutil.which, names) if path), None)
 
 
 class TorchRunner:
@@ -54,6 +63,9 @@ class TorchRunner:
         self._forward = self._compile() if compile else model
 
     def _compile(self):
+        if self.device.type == "cpu" and not cxx_compiler():  # inductor would fail on the first photo
+            raise ColoraError("--compile needs a C++ compiler (g++ or clang++, or one named by $CXX); "
+                              "install one or leave out --compile")
         self._weights = self._fingerprint() if self.frozen else None
         return torch.compile(self.model, dynamic=False, options={"freezing": self.frozen})
 
