@@ -63,8 +63,7 @@ class AdapterHub(nn.Module):
         self.base_sha256 = None  # of the frozen base, once computed (colora.adapters.api)
         self._blended = set()  # owner paths holding a blend (merged mode), undone by the next switch
         self._keep = False  # keep_merged: one merged tensor per adapter, swaps re-point instead of rewrite
-        self.generation = 0  # moves whenever the tensors the model runs with change (merged mode): what
-        # a frozen torch.compile (colora.inference.runtime.TorchRunner) checks before reusing its code
+        self.generation = 0  # counts changes of the merged tensors: a frozen torch.compile checks it (runtime.py)
         for p in model.parameters():
             p.requires_grad_(False)
 
