@@ -6,8 +6,9 @@ NAFNet-SIDD-width32 forward at 256² (torch.profiler, 1 thread, AMD EPYC), 12.2 
 channel 1x1 conv at 256² where `aten::mkldnn_convolution` (oneDNN, the kernel bf16 already uses)
 takes 3.6 ms. `OneDnnConv2d` calls oneDNN directly for those inputs and falls back to nn.Conv2d
 for everything else (other layouts or dtypes, autocast, which casts only the ops it knows,
-non-CPU tensors, and torch.compile, which traces the standard op and fuses it itself); the
-outputs agree to float rounding (~3e-7) and autograd works through it. It is an nn.Conv2d (same
+non-CPU tensors); the outputs agree to float rounding (~3e-7) and autograd works through it.
+Inside torch.compile inference graphs it calls the same kernel through a custom op (inductor would
+lower the standard op to the slow path); compiled training graphs get the standard op. It is an nn.Conv2d (same
 parameters, state dict and isinstance), so adapters, EMA copies and export see no difference.
 BENCHMARKS.md (vs_official) has the measured effect.
 """
@@ -31,19 +32,16 @@ def _(x, weight, bias, padding, stride, dilation, groups):
     return out.contiguous(memory_format=torch.channels_last)
 
 
-def _compiled_ok(conv, x):
-    """The checks dynamo can trace (tensor metadata only), for inference graphs."""
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4 and not torch.is_grad_enabled()
+def _layout_ok(conv, x):
+    """Tensor metadata only, so dynamo traces it inside a compiled graph."""
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
             and x.is_contiguous(memory_format=torch.channels_last)
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
 
 
 def _onednn_ok(conv, x):
-    if torch.compiler.is_compiling():  # first: dynamo cannot trace the checks below (a graph break per conv)
-        return False
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4
-            and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_autocast_enabled("cpu")
-            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+    """Eager: the layout, and no autocast or disabled oneDNN (checks dynamo cannot trace)."""
+    return (_layout_ok(conv, x) and not torch.is_autocast_enabled("cpu")
             and torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled())
 
 
@@ -51,8 +49,8 @@ class OneDnnConv2d(nn.Conv2d):
     """An nn.Conv2d whose float32 channels_last CPU forward runs oneDNN's convolution."""
 
     def forward(self, x):
-        if torch.compiler.is_compiling():
-            if _compiled_ok(self, x):
+        if torch.compiler.is_compiling():  # the custom op has no autograd: inference graphs only
+            if _layout_ok(self, x) and not torch.is_grad_enabled():
                 return onednn_conv2d(x, self.weight, self.bias, list(self.padding), list(self.stride),
                                      list(self.dilation), self.groups)
             return super().forward(x)

@@ -163,8 +163,9 @@ class Restorer:
         return cls(model, names, **kw)
 
     # ---- arrays ----------------------------------------------------------------------------------
-    def _forward(self, x):
-        return self_ensemble(self.run, x) if self.tta else self.run(x)
+    def _forward(self, x, run=None):
+        run = run or self.run
+        return self_ensemble(run, x) if self.tta else run(x)
 
     def plan(self, h, w):
         """The tile size for an h x w photo (0 = whole), or a ColoraError if it is over --max-pixels
@@ -176,7 +177,7 @@ class Restorer:
                               f"{self.max_pixels / 1e6:.1f}; raise --max-pixels")
         if self._net_bpp is None:  # measured once: the same model serves every photo
             probe = getattr(self.run, "eager", self.run)  # a compiled runner would compile the probe's shape
-            self._net_bpp = forward_bytes_per_pixel(lambda x: self_ensemble(probe, x) if self.tta else probe(x))
+            self._net_bpp = forward_bytes_per_pixel(lambda x: self._forward(x, probe))
         return plan_tile(h, w, self._net_bpp, self.max_memory, self.tile, self.tile_pad, self._resident)
 
     def restore(self, image: np.ndarray, progress=None) -> np.ndarray:

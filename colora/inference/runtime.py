@@ -41,12 +41,12 @@ class TorchRunner:
     """A torch network in the precision that fits the machine: see colora.precision.inference_dtype.
 
     `compile`: torch.compile (inductor) for the fixed shapes a folder job feeds, one compilation per
-    input shape. `freeze` (with compile): inductor's freezing, which folds the weights into the
-    compiled code as constants and rewrites the convolutions to prepacked oneDNN kernels with their
-    elementwise neighbours fused (bf16 256² 1.4x eager on an AMX Xeon; BENCHMARKS.md vs_official).
-    Frozen code cannot see a later weight change (an adapter swap or blend), so every call compares
-    the weights' identity and version counters with those it froze and recompiles on a change: pass
-    freeze=False when the weights change per image (chains, auto)."""
+    input shape. `freeze` (with compile): inductor's freezing, which may treat the weights as
+    constants of the compiled code (and fuses the elementwise ops between the convolutions: bf16
+    1.25-1.35x eager on an AMX Xeon; BENCHMARKS.md vs_official). Frozen code is not promised to see a
+    later weight change (an adapter swap or blend), so every call compares the adapter hub's change
+    count and the weights' storage and version counters with those it froze, and compiles again on a
+    change: pass freeze=False when the weights change per image (chains, auto)."""
 
     def __init__(self, model: torch.nn.Module, precision: str = "auto", force: bool = False,
                  channels_last: bool = True, device="cpu", compile: bool = False, freeze: bool = True):
@@ -58,7 +58,7 @@ class TorchRunner:
         self.dtype = inference_dtype(precision, self.device, force, measure=self._measure, key=key)
         if self.dtype != torch.float32:
             model.to(self.dtype)
-        self.compiled, self.frozen = bool(compile), bool(compile and freeze)
+        self.frozen = bool(compile and freeze)
         self._weights = None  # the fingerprint a frozen compilation was made with
         self._forward = self._compile() if compile else model
 
