@@ -32,6 +32,8 @@ extra() {
 [ -f "$BASE" ] || { echo "no base checkpoint at '$BASE'; pass the .safetensors to fine-tune on" >&2; exit 2; }
 [ "$LANES" -ge 1 ] 2>/dev/null || { echo "LANES must be a whole number >= 1, got '$LANES'" >&2; exit 2; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# the adapters fit the base's own architecture (its header records it), not the preset's default NAFNet
+NET=$(colora info --json "$BASE" | python -c "import json, sys; print(json.dumps(json.load(sys.stdin)['network_g'], separators=(',', ':')))")
 mkdir -p "$EXP"
 
 # the longest runs first, each to the lane with the fewest iterations so far
@@ -50,7 +52,7 @@ lane() {  # lane LOGFILE TASK...
     local cmd="colora finetune -opt colora/presets/finetune/synthetic.yml --set name=${task}_colora --set adapter.task=$task"
     cmd="$cmd --set train.total_iter=$(iters "$task") --set logger.save_checkpoint_freq=250"
     cmd="$cmd --set datasets.train.task=$task --set datasets.val.task=$task --set path.experiments_root=$EXP"
-    cmd="$cmd --set path.pretrain_network_g=$BASE --auto_resume $(extra "$task")"
+    cmd="$cmd --set path.pretrain_network_g=$BASE --set network_g=$NET --auto_resume $(extra "$task")"
     echo "$(date +%s) $cmd" >> "$logf"; echo "+ $cmd"
     $cmd
   done

@@ -58,11 +58,13 @@ def test_pack_estimator_records_both_commands_of_an_estimator_trained_on_from_an
 
 
 def fake_colora(tmp_path):
-    """A `colora` on PATH that only records its arguments (one line per call, in the lane's order)."""
+    """A `colora` on PATH that records its fine-tunes' arguments (one line per call, in the lane's order)
+    and answers `colora info --json` with a width-8 NAFNet."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "colora"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls.txt\n')
+    fake.write_text('#!/bin/sh\nif [ "$1" = info ]; then echo \'{"network_g": {"type": "NAFNet", "width": 8}}\'; exit 0; fi\n'
+                    f'echo "$*" >> {tmp_path}/calls.txt\n')
     fake.chmod(0o755)
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
@@ -78,6 +80,7 @@ def test_train_adapters_splits_the_six_recipes_over_lanes_and_pack_times_each(tm
     tasks = sorted(c.split("adapter.task=")[1].split()[0] for c in calls)
     assert tasks == sorted(["rain", "raindrop", "rain_raindrop", "noise", "blur", "haze"])
     assert all(f"path.pretrain_network_g={base}" in c and "--auto_resume" in c for c in calls)
+    assert all('network_g={"type":"NAFNet","width":8}' in c for c in calls)  # the base's architecture
     assert any("adapter.task=blur" in c and "max_psnr=40" in c for c in calls)
     lanes = {}
     for log in sorted(exp.glob("commands_lane*.log")):
