@@ -28,9 +28,11 @@ from colora.fileio import atomic_path
 from colora.degradations.tasks import RESTORATION_TASKS, task_ops
 from colora.errors import ColoraError
 from colora.imageio import as_saved, to_float32
+from colora.inference.image_statistics import STATS, thumb_statistics, tile_statistics
 
 LABELS = ("clean", "rain", "raindrop", "noise", "blur", "haze")
 TILE = 96
+STATS_WIDTH = 32  # hidden units reading the image statistics (colora.inference.image_statistics)
 CLEAN_PSNR = 50.0  # severity of an untouched image (PSNR is infinite; 50 dB is invisible)
 _OP_LABEL = {op: label for label in LABELS[1:] for op in task_ops(label)}
 
@@ -88,14 +90,22 @@ class DegradationEstimator(nn.Module):
     `tile_max`: the tiles of one image are pooled by their mean *and* their max: a mean over 16
     tiles dilutes what only a few show (drops on part of the glass, blur under noise), the max keeps
     it. Measured no better on validation so far (BENCHMARKS.md), so training makes mean-only
-    estimators unless asked (`--tile-max`); both kinds load and run."""
+    estimators unless asked (`--tile-max`); both kinds load and run.
 
-    def __init__(self, width=32, global_view=True, tile_max=False):
+    `stats`: the head also reads classical no-reference statistics of the tiles and the thumbnail
+    (colora.inference.image_statistics) through one small hidden layer: cues that measure a
+    degradation's physical effect rather than how colora renders it."""
+
+    def __init__(self, width=32, global_view=True, tile_max=False, stats=False):
         super().__init__()
+        if stats and not global_view:
+            raise ValueError("the image statistics need the global view (its thumbnail)")
         self.features = self._branch(width)
         self.global_features = self._branch(width) if global_view else None
-        self.head = nn.Linear(8 * width * ((2 if tile_max else 1) + (1 if global_view else 0)), len(LABELS) + 1)
-        self.width, self.global_view, self.tile_max = width, global_view, tile_max
+        self.stats_mlp = nn.Sequential(nn.Linear(len(STATS), STATS_WIDTH), nn.LeakyReLU(0.1)) if stats else None
+        cnn = 8 * width * ((2 if tile_max else 1) + (1 if global_view else 0))
+        self.head = nn.Linear(cnn + (STATS_WIDTH if stats else 0), len(LABELS) + 1)
+        self.width, self.global_view, self.tile_max, self.stats = width, global_view, tile_max, stats
 
     @staticmethod
     def _branch(width):
@@ -118,19 +128,43 @@ class DegradationEstimator(nn.Module):
         per image; thumb: the whole images shrunk, one per tile or image, or (1, ...) when the N
         tiles are of one image (they are then pooled). Returns one row per tile, image, or (1) the
         one image: len(LABELS) logits + 1 severity in dB."""
+        stats = None
         if x.dim() == 5:
             b, k = x.shape[:2]
             pooled = self._over_tiles(self._pool(self.features(x.flatten(0, 1) * 2 - 1)).view(b, k, -1), 1)
+            if self.stats:
+                stats = tile_statistics(x.flatten(0, 1)).view(b, k, -1).mean(1)
         else:
             pooled = self._pool(self.features(x * 2 - 1))
             one_image = self.global_view and thumb is not None and thumb.shape[0] != pooled.shape[0]
             pooled = self._over_tiles(pooled[None] if one_image else pooled[:, None], 1)
+            if self.stats:
+                stats = tile_statistics(x)
+                stats = stats.mean(0, keepdim=True) if one_image else stats
         if self.global_view:
             if thumb is None:
                 raise ValueError("this estimator has a global view: pass the shrunk whole image as thumb")
             pooled = torch.cat([pooled, self._pool(self.global_features(thumb * 2 - 1))], 1)
+        if self.stats:
+            pooled = torch.cat([pooled, self.stats_mlp(torch.cat([stats, thumb_statistics(thumb)], 1))], 1)
         out = self.head(pooled)
         return torch.cat([out[:, :-1], CLEAN_PSNR - nn.functional.softplus(out[:, -1:]) * 10], 1)
+
+
+def with_statistics(model):
+    """A copy of `model` that also reads the image statistics, giving exactly its outputs until
+    trained (the head's new inputs start at weight 0): how `--stats --init` goes on from an
+    estimator without them."""
+    if model.stats:
+        return model
+    new = DegradationEstimator(model.width, model.global_view, model.tile_max, stats=True)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    new.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        new.head.weight.zero_()
+        new.head.weight[:, :model.head.in_features] = model.head.weight
+        new.head.bias.copy_(model.head.bias)
+    return new
 
 
 def thumbnail(img, tile=TILE):
@@ -173,6 +207,7 @@ def save_estimator(model, path, info=None):
 
     meta = {"format": "colora-estimator", "width": str(model.width), "labels": json.dumps(LABELS),
             "global_view": str(int(model.global_view)), "tile_max": str(int(model.tile_max)),
+            "stats": str(int(model.stats)),
             "info": json.dumps(info or {})}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
@@ -193,7 +228,7 @@ def load_estimator(path=None):
         if meta.get("format") != "colora-estimator" or json.loads(meta["labels"]) != list(LABELS):
             raise ValueError
         model = DegradationEstimator(int(meta["width"]), global_view=meta.get("global_view", "0") == "1",
-                                     tile_max=meta.get("tile_max", "0") == "1")
+                                     tile_max=meta.get("tile_max", "0") == "1", stats=meta.get("stats", "0") == "1")
         model.load_state_dict(tensors)
     except (SafetensorError, ValueError, KeyError, RuntimeError, OSError):
         raise ColoraError(f"'{path}' is not a colora degradation estimator (or was made for other labels); "
@@ -257,14 +292,17 @@ class EstimatorSamples(torch.utils.data.Dataset):
 
 
 def train_estimator(dataroot=None, iters=2500, batch=32, lr=2e-3, seed=0, width=32, log_every=100, log=print,
-                    tile_max=False, init=None, **samples):
+                    tile_max=False, init=None, stats=False, **samples):
     """Train a DegradationEstimator from scratch (AdamW, 5 % linear warm-up, then cosine); returns it. Loss: binary
     cross-entropy per label + 0.05 x L1 of the severity in dB (so a 3 dB error weighs like a
     moderately wrong label). `tile_max`: see DegradationEstimator. `samples`: EstimatorSamples' mix
     (p_clean, p_task, tasks), view size (region), tiles per view (tiles) and faint_db. `init`: an
-    estimator (a loaded one) to go on training instead of a fresh one (its width and pooling win)."""
+    estimator (a loaded one) to go on training instead of a fresh one (its width and pooling win).
+    `stats`: the head also reads the image statistics (an `init` without them gains them)."""
     torch.manual_seed(seed)
-    model = DegradationEstimator(width, tile_max=tile_max) if init is None else init.train()
+    model = DegradationEstimator(width, tile_max=tile_max, stats=stats) if init is None else init.train()
+    if stats:
+        model = with_statistics(model).train()
     data = EstimatorSamples(dataroot, seed=seed, length=iters * batch, **samples)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=False, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

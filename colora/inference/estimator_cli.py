@@ -23,11 +23,12 @@ def cmd_train(args):
         torch.set_num_threads(args.threads)
     model = train_estimator(args.dataroot, iters=args.iters, batch=args.batch, seed=args.seed, width=args.width,
                             tile_max=args.tile_max, log=log.info, tiles=args.tiles, region=args.region,
-                            faint_db=args.faint_db, init=init)
+                            faint_db=args.faint_db, init=init, stats=args.stats)
     save_estimator(model, args.output, info={"dataroot": args.dataroot, "iters": args.iters, "batch": args.batch,
                                              "seed": args.seed, "width": model.width, "tiles": args.tiles,
                                              "region": args.region, "tile_max": args.tile_max,
-                                             "faint_db": args.faint_db, "init": args.init})
+                                             "faint_db": args.faint_db, "init": args.init,
+                                             "stats": model.stats})
     log.info(f"estimator saved to {args.output}")
 
 
@@ -68,6 +69,8 @@ def add_estimator(sub):
                    "as `run` averages a photo's tiles")
     t.add_argument("--tile-max", action="store_true", help="pool a photo's tiles by their max as well as their "
                    "mean (measured no better on validation yet; the shipped estimator is mean-only)")
+    t.add_argument("--stats", action="store_true", help="the head also reads classical no-reference image "
+                   "statistics (noise sigma, edge width, dark channel, streak coherence); with --init, added to it")
     t.add_argument("--region", type=int, default=256, help="side of the degraded training views (a photo's scale)")
     t.add_argument("--faint-db", type=float, default=None, help="label a degradation present only where it "
                    "changed the view visibly (PSNR of that step below this, e.g. 40); default: every sampled one")
