@@ -141,6 +141,7 @@ def pack_estimator(dest):
         flags = "".join(f" --{k.replace('_', '-')} {info[k]}" for k in
                         ("iters", "batch", "width", "tiles", "region", "seed", "faint_db", "init")
                         if info.get(k) is not None)
+        flags += "".join(f" --{k.replace('_', '-')}" for k in ("tile_max", "stats") if info.get(k))  # switches
         cmd = f"colora estimator train -o {out} --dataroot corpus/train --threads 1{flags}"
         init = Path(info["init"]) if info.get("init") else None
         if init is None:

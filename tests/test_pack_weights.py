@@ -49,12 +49,13 @@ def test_pack_estimator_records_both_commands_of_an_estimator_trained_on_from_an
     common = ["--iters", "1", "--batch", "2", "--width", "4", "--threads", "1"]
     assert cli.main(["estimator", "train", "-o", str(start), *common]) == 0
     assert cli.main(["estimator", "train", "-o", str(dest / "estimator.safetensors"), *common, "--seed", "3",
-                     "--faint-db", "40", "--init", str(start)]) == 0
+                     "--faint-db", "40", "--init", str(start), "--stats"]) == 0
     pack_weights().pack_estimator(dest)
     record = json.loads((dest / "MANIFEST.json").read_text())["estimator"]
     first, second = record["command"].split(" && ")
     assert "--init" not in first and "--seed 0" in first
     assert f"--init {start}" in second and "--faint-db 40" in second and "--seed 3" in second
+    assert second.endswith(" --stats") and "--stats" not in first and "--tile-max" not in record["command"]
 
 
 def fake_colora(tmp_path):
