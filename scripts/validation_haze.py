@@ -25,18 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from colora.degradations.noise import linear_to_srgb, srgb_to_linear  # noqa: E402  (the sRGB curve)
 from scripts.validate_photos import PHOTOS, clean_photos, score  # noqa: E402
 
 WAVELENGTHS = np.array([610.0, 550.0, 465.0], np.float32)  # R, G, B (nm)
-
-
-def _linear(x):
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def _srgb(x):
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 def scene_depth(shape, rng):
@@ -67,8 +59,8 @@ def haze(photo, seed):
     kelvin_tint = rng.uniform(-0.08, 0.08)  # warm (> 0) or cold (< 0) airlight
     a = rng.uniform(0.7, 0.95) * np.array([1 + kelvin_tint, 1.0, 1 - kelvin_tint], np.float32)
     side = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None] * rng.choice([-1, 1])
-    airlight = _linear(np.clip(a * (1 + rng.uniform(0, 0.12) * side), 0, 1))
-    return _srgb(_linear(photo) * t + airlight * (1 - t))
+    airlight = srgb_to_linear(np.clip(a * (1 + rng.uniform(0, 0.12) * side), 0, 1))
+    return linear_to_srgb(srgb_to_linear(photo) * t + airlight * (1 - t)).astype(np.float32)
 
 
 def validate(pairs, seeds=4, size=512):
@@ -79,15 +71,16 @@ def validate(pairs, seeds=4, size=512):
     clean = clean_photos(PHOTOS, size)
     hazy = [(gt, np.asarray(as_saved(haze(gt, 100 * i + s)), np.float32)) for i, gt in enumerate(clean)
             for s in range(seeds)]
-    rows = {}
+
+    def mean_score(restorer):
+        return tuple(np.mean([score(restorer.restore(lq) if restorer else lq, gt) for gt, lq in hazy], axis=0))
+
+    rows, alone, before = {}, {}, mean_score(None)
     for base, adapter in pairs:
-        alone, tuned = Restorer.from_files(base, []), Restorer.from_files(base, [adapter])
-        scores = {"input": [], "base": [], "adapter": []}
-        for gt, lq in hazy:
-            scores["input"].append(score(lq, gt))
-            scores["base"].append(score(alone.restore(lq), gt))
-            scores["adapter"].append(score(tuned.restore(lq), gt))
-        rows[f"{base}:{adapter}"] = {k: tuple(np.mean(v, axis=0)) for k, v in scores.items()}
+        if base not in alone:  # the base alone once per base, however many of its adapters are scored
+            alone[base] = mean_score(Restorer.from_files(base, []))
+        rows[f"{base}:{adapter}"] = {"input": before, "base": alone[base],
+                                     "adapter": mean_score(Restorer.from_files(base, [adapter]))}
     return rows
 
 

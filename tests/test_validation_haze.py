@@ -19,7 +19,7 @@ def test_depth_rises_toward_the_horizon_and_the_colour_round_trip_is_exact():
     assert d.shape == (120, 160) and 0.0 <= d.min() and d.max() <= 1.0 + 1e-6
     assert d[:10].mean() > d[-10:].mean()  # the sky is farther than the ground at the bottom
     x = np.linspace(0, 1, 256, dtype=np.float32)
-    assert np.abs(vh._srgb(vh._linear(x)) - x).max() < 1e-5
+    assert np.abs(vh.linear_to_srgb(vh.srgb_to_linear(x)) - x).max() < 1e-5
 
 
 def test_it_is_not_either_of_the_other_two_renderers():

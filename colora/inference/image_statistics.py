@@ -10,8 +10,8 @@ rendered it, and the estimator's head reads them beside its CNN features (`stats
   edge blurred by b px peaks near 1/sqrt(s² + b²) at scale s, so the ratios across scales measure
   edge width whatever the scene's contrast (Elder & Zucker's scale-space edge reading, PAMI 1998);
   and how unevenly sharpness spreads over the tile (drops and defocus are local, a shake is not);
-- rain: coherence of the structure tensor of the fine detail (a 4-neighbour Laplacian) (streaks share one direction) and the
-  skewness of that detail (streaks are brighter than what they cross);
+- rain: coherence of the structure tensor of the fine detail, a 4-neighbour Laplacian (streaks
+  share one direction), and the skewness of that detail (streaks are brighter than what they cross);
 - haze: the dark channel (He, Sun, Tang, CVPR 2009: near 0 in haze-free outdoor patches, raised by
   the airlight), global contrast, saturation and brightness of the shrunk whole image.
 All are in torch, batched over tiles, on the fixed 96² tiles and thumbnail `estimate` already makes:
@@ -20,7 +20,7 @@ a few ms per photo whatever its size.
 import torch
 import torch.nn.functional as F
 
-LUMA = (0.299, 0.587, 0.114)
+from colora.degradations.weather import LUMA
 TILE_STATS = ("noise_sigma", "noise_sigma_half", "grad_1", "ratio_1_2", "ratio_2_4", "sharpness_spread",
               "sharpness_low", "rain_coherence", "detail_skew")
 THUMB_STATS = ("dark_mean", "dark_low", "dark_high", "contrast", "saturation", "brightness")
