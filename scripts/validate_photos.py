@@ -62,12 +62,13 @@ def validate(model, adapters, tasks, photos=PHOTOS, size=512, seeds=1, precision
 
 
 def per_op(model, photos=PHOTOS, size=512, seeds=1, precision="fp32"):
-    """{op: (input PSNR, base-alone PSNR)} over photos x seeds, each photo degraded by that op alone."""
+    """{op: (input PSNR, base-alone PSNR)} over photos x seeds, each photo degraded by that op alone;
+    the first row, "clean", is the untouched photos (issue 13: the base must return them at >= 35 dB)."""
     from colora.degradations.base import get_op
     from colora.degradations.prod import DEFAULT_POOL
 
     clean, base = _setup(model, photos, size, precision)
-    rows = {}
+    rows = {"clean": (score(clean[0], clean[0])[0], float(np.mean([score(base.restore(gt), gt)[0] for gt in clean])))}
     for op in DEFAULT_POOL:
         inputs, outputs = [], []
         for i, gt in enumerate(clean):

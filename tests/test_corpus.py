@@ -71,6 +71,7 @@ def test_photo_validation_scores_the_shipped_noise_adapter(capsys):
         validate_photos.main(["--tasks", "noise", "--adapter", "haze=x"])
     rows = validate_photos.per_op(None, photos=("chelsea",), size=64)  # --per-op: every PROD op
     assert "haze" in rows and rows["gaussian_noise"][1] > rows["gaussian_noise"][0] + 3
+    assert rows["clean"][0] == 100 and rows["clean"][1] > 35  # the untouched photo, returned nearly as is
 
 
 def test_estimator_validation_degrades_deterministically_and_scores_the_shipped_estimator(capsys):
