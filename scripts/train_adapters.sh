@@ -17,10 +17,10 @@ TASKS=${*:-rain raindrop rain_raindrop noise blur haze}
 # iterations: more for the tasks the base alone does least for (haze and blur) and for raindrops
 # (session 18: 1,500 -> 3,000 on 192-px crops, photo validation 29.77 -> 31.00 dB; batch 8 for 1,500
 # iterations, the same crops seen, gave 30.59); rain + raindrops 1,000 -> 2,000 (23.53 -> 23.60);
-# noise 600 on 96-px crops -> 1,200 on 192-px crops (session 19: 30.78 -> 30.98), rain 300 -> 600
-# likewise (29.56 -> 29.84)
+# noise 600 on 96-px crops -> 1,200 on 192-px crops (session 19: 30.78 -> 30.98), rain 300 on 96-px
+# crops -> 1,200 on 192-px crops (29.56 -> 30.05; 600 gave 29.84)
 iters() {
-  case $1 in rain) echo 600 ;; raindrop) echo 3000 ;; rain_raindrop) echo 2000 ;; noise) echo 1200 ;;
+  case $1 in rain) echo 1200 ;; raindrop) echo 3000 ;; rain_raindrop) echo 2000 ;; noise) echo 1200 ;;
     blur) echo 1300 ;; haze) echo 3000 ;; *) echo "unknown task $1" >&2; exit 2 ;; esac
 }
 # Per-task options beyond the preset, each chosen on photo-scale validation (scripts/validate_photos.py):
@@ -29,7 +29,7 @@ iters() {
 # dominate it). Raindrops alone are learnt on 192-px crops of that view (batch 4: a drop of 20-50 px
 # is filled in from the scene around it, which a 96-px crop barely shows; session 17: photo validation
 # 29.31 -> 29.77 dB); with rain as well it gave +0.18 dB on validation but -0.05 held-out: not used.
-# Noise and rain are learnt on 192-px crops too (batch 4; session 19: photo validation +0.20 / +0.28 dB).
+# Noise and rain are learnt on 192-px crops too (batch 4; session 19: photo validation +0.20 / +0.49 dB).
 CROPS192="--set datasets.train.gt_size=192 --set datasets.train.batch_size_per_gpu=4"
 DROPS="--set datasets.train.scene_size=384 --set datasets.val.scene_size=384 --set train.pixel_opt.max_psnr=40"
 extra() {
